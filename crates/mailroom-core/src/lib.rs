@@ -1,0 +1,33 @@
+//! mailroom's core: the Company Email config and its validation, secrets, the error taxonomy, messages, and the `Transport` trait. No network I/O.
+//!
+//! Drivers (`mailroom-smtp`, `mailroom-ews`, `mailroom-gmail`) depend on this crate and on
+//! nothing of each other; the `mailroom` facade turns a [`config::CompanyEmail`] into an
+//! `Arc<dyn Transport>`.
+
+pub mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod message;
+mod provider;
+mod retry;
+mod secret;
+mod token;
+mod transcript;
+mod transport;
+
+pub use config::{CompanyEmail, ServiceConfig, SmtpConfig, TlsMode};
+pub use error::{
+    DocumentedError, ErrorKind, ErrorReport, Retry, SendError, ServerReply, ServiceKind,
+};
+pub use message::{Attachment, MessageDraft, MessageError, OutgoingMessage, mime_type_for};
+pub use provider::{Preset, Provider};
+pub use retry::RetryPolicy;
+pub use secret::{REDACTED, Secret};
+pub use token::{AccessToken, TokenCache, TokenSource};
+pub use transcript::{Direction, Transcript, TranscriptLine};
+pub use transport::{ProbeReport, ProbeStep, SendReceipt, StepOutcome, Suggestion, Transport};
+
+pub use lettre::Address;
+/// Re-exported so users build senders and recipients with the same types.
+pub use lettre::message::Mailbox;

@@ -1,0 +1,605 @@
+//! `OutgoingMessage`: one message built once as RFC 5322 bytes (lettre's builder) plus its envelope, handed unchanged to any driver.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use lettre::Address;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
+
+/// A file attached to a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name the recipient sees (non-ASCII is encoded per RFC 2231).
+    pub filename: String,
+    /// MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Attachment {
+    /// An attachment whose MIME type is guessed from the file name's extension.
+    ///
+    /// ```
+    /// use mailroom_core::Attachment;
+    /// let pdf = Attachment::guess("INV-1001.pdf", b"%PDF-1.7".to_vec());
+    /// assert_eq!(pdf.content_type, "application/pdf");
+    /// ```
+    pub fn guess(filename: impl Into<String>, bytes: Vec<u8>) -> Attachment {
+        let filename = filename.into();
+        let content_type = mime_type_for(&filename).to_owned();
+        Attachment {
+            filename,
+            content_type,
+            bytes,
+        }
+    }
+}
+
+/// The MIME type for a file name's extension; `application/octet-stream` when unknown.
+pub fn mime_type_for(filename: &str) -> &'static str {
+    let extension = filename
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "pdf" => "application/pdf",
+        "csv" => "text/csv",
+        "txt" => "text/plain",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "json" => "application/json",
+        "zip" => "application/zip",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "ics" => "text/calendar",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Why a message could not be built. Each variant names the input at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// A header value (subject, name, custom header, file name) contains CR or LF.
+    #[error("{input} contains a line break (CR or LF), which could inject a header: remove it")]
+    LineBreakInHeader {
+        /// Which input: `subject`, `header X-Foo`, `attachment file name`, …
+        input: String,
+    },
+    /// The message has no To, Cc or Bcc recipient.
+    #[error("the message has no recipient: add at least one To, Cc or Bcc address")]
+    NoRecipients,
+    /// The message has neither a text nor an HTML body.
+    #[error("the message has no body: add a text or an HTML part")]
+    NoBody,
+    /// A custom header name is not a valid RFC 5322 field name.
+    #[error("\"{0}\" is not a valid header name (printable ASCII without spaces or colons)")]
+    InvalidHeaderName(String),
+    /// A custom header would replace one the builder controls.
+    #[error("the {0} header is set by the message builder; use its own method instead")]
+    ReservedHeader(String),
+    /// The Message-ID is not `<left@right>`.
+    #[error("\"{0}\" is not a Message-ID: use the form <unique-part@company.com>")]
+    InvalidMessageId(String),
+    /// An attachment's MIME type does not parse.
+    #[error("\"{0}\" is not a MIME type, e.g. application/pdf")]
+    InvalidContentType(String),
+    /// lettre refused the message.
+    #[error("the message could not be built: {0}")]
+    Build(String),
+}
+
+const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
+];
+
+/// A message being put together. Nothing is validated until [`MessageDraft::build`], which
+/// reports the first problem by name.
+///
+/// ```
+/// use mailroom_core::{MessageDraft, Attachment};
+/// let sender = "Company ERP <erp@company.com>".parse().unwrap();
+/// let message = MessageDraft::new(sender)
+///     .to("Ada <ada@example.com>".parse().unwrap())
+///     .bcc("audit@company.com".parse().unwrap())
+///     .subject("Invoice INV-1001 is overdue")
+///     .text("Please pay invoice INV-1001.")
+///     .html("<p>Please pay invoice <b>INV-1001</b>.</p>")
+///     .attach(Attachment::guess("INV-1001.pdf", b"%PDF-1.7".to_vec()))
+///     .header("X-ERP-Event", "overdue_invoice_reminder")
+///     .message_id("<reminder.INV-1001.1@company.com>")
+///     .build()
+///     .unwrap();
+/// assert_eq!(message.recipients().len(), 2);
+/// let text = String::from_utf8_lossy(message.bytes());
+/// assert!(text.contains("Subject: Invoice INV-1001 is overdue\r\n"));
+/// assert!(!text.contains("audit@company.com"), "Bcc stays out of the headers");
+/// ```
+#[derive(Clone, Debug)]
+pub struct MessageDraft {
+    sender: Mailbox,
+    reply_to: Option<Mailbox>,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+    attachments: Vec<Attachment>,
+    headers: Vec<(String, String)>,
+    message_id: Option<String>,
+    date: Option<SystemTime>,
+}
+
+impl MessageDraft {
+    /// A draft from the Company Email sender.
+    pub fn new(sender: Mailbox) -> MessageDraft {
+        MessageDraft {
+            sender,
+            reply_to: None,
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject: String::new(),
+            text: None,
+            html: None,
+            attachments: Vec::new(),
+            headers: Vec::new(),
+            message_id: None,
+            date: None,
+        }
+    }
+
+    /// Adds a To recipient.
+    pub fn to(mut self, mailbox: Mailbox) -> Self {
+        self.to.push(mailbox);
+        self
+    }
+
+    /// Adds a Cc recipient.
+    pub fn cc(mut self, mailbox: Mailbox) -> Self {
+        self.cc.push(mailbox);
+        self
+    }
+
+    /// Adds a Bcc recipient (in the envelope only, never in the headers).
+    pub fn bcc(mut self, mailbox: Mailbox) -> Self {
+        self.bcc.push(mailbox);
+        self
+    }
+
+    /// Sets Reply-To.
+    pub fn reply_to(mut self, mailbox: Mailbox) -> Self {
+        self.reply_to = Some(mailbox);
+        self
+    }
+
+    /// Sets the subject.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = subject.into();
+        self
+    }
+
+    /// Sets the plain-text body.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Sets the HTML body.
+    pub fn html(mut self, html: impl Into<String>) -> Self {
+        self.html = Some(html.into());
+        self
+    }
+
+    /// Adds an attachment.
+    pub fn attach(mut self, attachment: Attachment) -> Self {
+        self.attachments.push(attachment);
+        self
+    }
+
+    /// Adds a custom header (e.g. `X-ERP-Event`). Builder-controlled headers are refused at build.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the Message-ID (`<unique@domain>`); a random one is generated otherwise.
+    pub fn message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the Date header (default: now).
+    pub fn date(mut self, date: SystemTime) -> Self {
+        self.date = Some(date);
+        self
+    }
+
+    /// Renders the message to RFC 5322 bytes and its envelope.
+    pub fn build(self) -> Result<OutgoingMessage, MessageError> {
+        reject_line_breaks("subject", &self.subject)?;
+        let mailboxes = std::iter::once(("sender name", &self.sender))
+            .chain(self.reply_to.iter().map(|m| ("Reply-To name", m)))
+            .chain(self.to.iter().map(|m| ("To name", m)))
+            .chain(self.cc.iter().map(|m| ("Cc name", m)))
+            .chain(self.bcc.iter().map(|m| ("Bcc name", m)));
+        for (input, mailbox) in mailboxes {
+            if let Some(name) = &mailbox.name {
+                reject_line_breaks(input, name)?;
+            }
+        }
+        if self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty() {
+            return Err(MessageError::NoRecipients);
+        }
+        if self.text.is_none() && self.html.is_none() {
+            return Err(MessageError::NoBody);
+        }
+        let message_id = match self.message_id {
+            Some(id) => {
+                reject_line_breaks("Message-ID", &id)?;
+                let well_formed = id.starts_with('<')
+                    && id.ends_with('>')
+                    && id.contains('@')
+                    && !id.contains(char::is_whitespace)
+                    && id.is_ascii();
+                if !well_formed {
+                    return Err(MessageError::InvalidMessageId(id));
+                }
+                id
+            }
+            None => generate_message_id(self.sender.email.domain()),
+        };
+
+        let mut builder = lettre::Message::builder()
+            .from(self.sender.clone())
+            .subject(self.subject)
+            .message_id(Some(message_id.clone()))
+            .date(self.date.unwrap_or_else(SystemTime::now));
+        if let Some(reply_to) = self.reply_to {
+            builder = builder.reply_to(reply_to);
+        }
+        for mailbox in self.to {
+            builder = builder.to(mailbox);
+        }
+        for mailbox in self.cc {
+            builder = builder.cc(mailbox);
+        }
+        for mailbox in self.bcc {
+            builder = builder.bcc(mailbox);
+        }
+        for (name, value) in self.headers {
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+            if !valid_name {
+                return Err(MessageError::InvalidHeaderName(name));
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(MessageError::ReservedHeader(name));
+            }
+            reject_line_breaks(&format!("header {name}"), &value)?;
+            let header_name = HeaderName::new_from_ascii(name.clone())
+                .map_err(|_| MessageError::InvalidHeaderName(name))?;
+            builder = builder.raw_header(HeaderValue::new(header_name, value));
+        }
+
+        let body = match (self.text, self.html) {
+            (Some(text), Some(html)) => Body::Multi(MultiPart::alternative_plain_html(text, html)),
+            (Some(text), None) => Body::Single(SinglePart::plain(text)),
+            (None, Some(html)) => Body::Single(SinglePart::html(html)),
+            (None, None) => unreachable!("checked above"),
+        };
+        let message = if self.attachments.is_empty() {
+            match body {
+                Body::Multi(multi) => builder.multipart(multi),
+                Body::Single(single) => builder.singlepart(single),
+            }
+        } else {
+            let mut mixed = match body {
+                Body::Multi(multi) => MultiPart::mixed().multipart(multi),
+                Body::Single(single) => MultiPart::mixed().singlepart(single),
+            };
+            for attachment in self.attachments {
+                reject_line_breaks("attachment file name", &attachment.filename)?;
+                let content_type = ContentType::parse(&attachment.content_type).map_err(|_| {
+                    MessageError::InvalidContentType(attachment.content_type.clone())
+                })?;
+                mixed = mixed.singlepart(
+                    LettreAttachment::new(attachment.filename).body(attachment.bytes, content_type),
+                );
+            }
+            builder.multipart(mixed)
+        }
+        .map_err(|e| MessageError::Build(e.to_string()))?;
+
+        let envelope = message.envelope();
+        let envelope_from = envelope
+            .from()
+            .cloned()
+            .unwrap_or_else(|| self.sender.email.clone());
+        let recipients = envelope.to().to_vec();
+        Ok(OutgoingMessage {
+            envelope_from,
+            recipients,
+            bytes: message.formatted().into(),
+            message_id,
+        })
+    }
+}
+
+enum Body {
+    Single(SinglePart),
+    Multi(MultiPart),
+}
+
+fn reject_line_breaks(input: &str, value: &str) -> Result<(), MessageError> {
+    if value.contains(['\r', '\n']) {
+        return Err(MessageError::LineBreakInHeader {
+            input: input.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn generate_message_id(domain: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("<{:016x}.{:x}@{}>", fastrand::u64(..), nanos, domain)
+}
+
+/// A message ready to send: RFC 5322 bytes plus envelope. Cheap to clone (the bytes are shared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    envelope_from: Address,
+    recipients: Vec<Address>,
+    bytes: Arc<[u8]>,
+    message_id: String,
+}
+
+impl OutgoingMessage {
+    /// A message from bytes rendered elsewhere (e.g. a stored `.eml`) and an explicit envelope.
+    pub fn from_parts(
+        envelope_from: Address,
+        recipients: Vec<Address>,
+        bytes: Vec<u8>,
+        message_id: impl Into<String>,
+    ) -> Result<OutgoingMessage, MessageError> {
+        if recipients.is_empty() {
+            return Err(MessageError::NoRecipients);
+        }
+        Ok(OutgoingMessage {
+            envelope_from,
+            recipients,
+            bytes: bytes.into(),
+            message_id: message_id.into(),
+        })
+    }
+
+    /// The SMTP envelope sender (MAIL FROM).
+    pub fn envelope_from(&self) -> &Address {
+        &self.envelope_from
+    }
+
+    /// Every envelope recipient (To, Cc and Bcc).
+    pub fn recipients(&self) -> &[Address] {
+        &self.recipients
+    }
+
+    /// The RFC 5322 bytes, CRLF line endings.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True for an empty message (never, for a built one).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The Message-ID header value, with angle brackets.
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sender() -> Mailbox {
+        "Company ERP <erp@company.com>".parse().unwrap()
+    }
+
+    /// Every header line (top level and MIME parts): folded continuations merged.
+    fn header_names(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        let mut names = Vec::new();
+        let mut in_headers = true;
+        for line in &lines {
+            if line.starts_with("--") && line.len() > 2 {
+                in_headers = !line.ends_with("--");
+                continue;
+            }
+            if line.is_empty() {
+                in_headers = false;
+                continue;
+            }
+            if in_headers && !line.starts_with([' ', '\t']) {
+                names.push(
+                    line.split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
+                );
+            }
+        }
+        names
+    }
+
+    const ALLOWED: &[&str] = &[
+        "from",
+        "to",
+        "cc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "x-erp-event",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn no_input_yields_an_extra_header_line(
+            subject in "\\PC{0,40}(\r|\n|\r\n)?[A-Za-z-]{0,8}(: x)?",
+            name in "[A-Za-z \r\n:<>\"]{0,20}",
+            header_value in "\\PC{0,30}(\r\n|\n)?(Bcc: evil@x.com)?",
+            filename in "[A-Za-z0-9 é.\r\n:\"]{1,30}",
+        ) {
+            let to = Mailbox::new(Some(name.clone()), "ada@example.com".parse().unwrap());
+            let result = MessageDraft::new(sender())
+                .to(to)
+                .subject(subject.clone())
+                .text("body")
+                .html("<p>body</p>")
+                .header("X-ERP-Event", header_value.clone())
+                .attach(Attachment::guess(filename.clone(), vec![1, 2, 3]))
+                .build();
+            let any_line_break = [&subject, &name, &header_value, &filename].iter().any(|s| s.contains(['\r', '\n']));
+            match result {
+                Err(MessageError::LineBreakInHeader { .. }) => prop_assert!(any_line_break),
+                Err(other) => prop_assert!(false, "unexpected error {other}"),
+                Ok(message) => {
+                    prop_assert!(!any_line_break);
+                    for header in header_names(message.bytes()) {
+                        prop_assert!(ALLOWED.contains(&header.as_str()), "unexpected header line {header:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bcc_is_in_the_envelope_only() {
+        let message = MessageDraft::new(sender())
+            .to("a@example.com".parse().unwrap())
+            .cc("b@example.com".parse().unwrap())
+            .bcc("hidden@example.com".parse().unwrap())
+            .subject("s")
+            .text("t")
+            .build()
+            .unwrap();
+        let recipients: Vec<String> = message
+            .recipients()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            recipients,
+            ["a@example.com", "b@example.com", "hidden@example.com"]
+        );
+        assert!(!String::from_utf8_lossy(message.bytes()).contains("hidden@"));
+        assert_eq!(message.envelope_from().to_string(), "erp@company.com");
+    }
+
+    #[test]
+    fn non_ascii_subject_and_file_names_are_encoded() {
+        let message = MessageDraft::new(sender())
+            .to("a@example.com".parse().unwrap())
+            .subject("Facture n° 42 – échue")
+            .text("t")
+            .attach(Attachment::guess(
+                "Rechnung März 2026 – sehr langer Dateiname für den Test.pdf",
+                b"%PDF".to_vec(),
+            ))
+            .build()
+            .unwrap();
+        let text = String::from_utf8(message.bytes().to_vec()).unwrap();
+        assert!(text.is_ascii(), "headers must be 7-bit encoded");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("Subject: ") && l.contains("=?utf-8?")),
+            "{text}"
+        );
+        assert!(text.contains("filename*"));
+        assert!(text.contains("Content-Type: application/pdf"));
+    }
+
+    #[test]
+    fn reserved_and_malformed_headers_are_refused() {
+        let draft = || {
+            MessageDraft::new(sender())
+                .to("a@example.com".parse().unwrap())
+                .text("t")
+        };
+        assert_eq!(
+            draft().header("Bcc", "x@y.z").build().unwrap_err(),
+            MessageError::ReservedHeader("Bcc".into())
+        );
+        assert_eq!(
+            draft().header("X Bad", "v").build().unwrap_err(),
+            MessageError::InvalidHeaderName("X Bad".into())
+        );
+        assert!(matches!(
+            draft().message_id("no-brackets@x").build(),
+            Err(MessageError::InvalidMessageId(_))
+        ));
+        assert_eq!(
+            MessageDraft::new(sender()).text("t").build().unwrap_err(),
+            MessageError::NoRecipients
+        );
+        assert_eq!(
+            MessageDraft::new(sender())
+                .to("a@example.com".parse().unwrap())
+                .build()
+                .unwrap_err(),
+            MessageError::NoBody
+        );
+    }
+
+    #[test]
+    fn generated_message_ids_use_the_sender_domain_and_differ() {
+        let build = || {
+            MessageDraft::new(sender())
+                .to("a@example.com".parse().unwrap())
+                .text("t")
+                .build()
+                .unwrap()
+        };
+        let (first, second) = (build(), build());
+        assert!(first.message_id().ends_with("@company.com>"));
+        assert_ne!(first.message_id(), second.message_id());
+        assert!(
+            String::from_utf8_lossy(first.bytes())
+                .contains(&format!("Message-ID: {}", first.message_id()))
+        );
+    }
+}
