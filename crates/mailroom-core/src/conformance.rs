@@ -119,13 +119,13 @@ pub async fn run_suite(
         .build()
         .map_err(|e| fail(check, e.to_string()))?;
     let got = send_and_find(harness, check, &simple).await?;
-    if let Some(from) = &got.envelope_from {
-        if from != &sender.email.to_string() {
-            return Err(fail(
-                check,
-                format!("envelope sender {from}, expected {}", sender.email),
-            ));
-        }
+    if let Some(from) = &got.envelope_from
+        && from != &sender.email.to_string()
+    {
+        return Err(fail(
+            check,
+            format!("envelope sender {from}, expected {}", sender.email),
+        ));
     }
     passed.push(check);
 

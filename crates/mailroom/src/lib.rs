@@ -1,1 +1,11 @@
-//! placeholder
+//! The mailroom facade and CLI: load a Company Email config, get a transport for it, validate before saving, and the `mailroom` command.
+//!
+//! Library users call [`load_config_file`] and [`transport_for`]; the binary calls [`cli::main`].
+
+pub mod cli;
+mod facade;
+
+pub use facade::{
+    DriverUnavailable, LoadError, ValidatedConfig, load_config_file, load_config_text,
+    test_message, transport_for, validate,
+};

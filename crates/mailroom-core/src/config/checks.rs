@@ -36,10 +36,10 @@ fn bare_host(input: &str) -> &str {
     if let Some(index) = rest.rfind('@') {
         rest = &rest[index + 1..];
     }
-    if !rest.starts_with('[') {
-        if let Some(index) = rest.find(':') {
-            rest = &rest[..index];
-        }
+    if !rest.starts_with('[')
+        && let Some(index) = rest.find(':')
+    {
+        rest = &rest[..index];
     }
     rest
 }

@@ -680,16 +680,16 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
 
     let port = port?;
     let tls = explicit_tls.unwrap_or(TlsMode::from_enable_ssl(enable_ssl, port));
-    if let Some(explicit) = explicit_tls {
-        if (explicit == TlsMode::None) == enable_ssl {
-            loader.warn(
-                field("web_mail", "tls"),
-                format!(
-                    "tls = \"{}\" overrides enable_ssl = {enable_ssl}",
-                    explicit.as_str()
-                ),
-            );
-        }
+    if let Some(explicit) = explicit_tls
+        && (explicit == TlsMode::None) == enable_ssl
+    {
+        loader.warn(
+            field("web_mail", "tls"),
+            format!(
+                "tls = \"{}\" overrides enable_ssl = {enable_ssl}",
+                explicit.as_str()
+            ),
+        );
     }
     match (tls, port) {
         (TlsMode::Implicit, 587) => loader.warn(field("web_mail", "tls"), "tls = \"implicit\" with port 587: port 587 normally uses STARTTLS (tls = \"starttls\"); implicit TLS is usually on port 465"),
@@ -764,10 +764,10 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
                 .map_err(|m| loader.error(field("exchange", "uri"), m))
                 .ok()
         });
-    if let Some(uri) = &uri {
-        if !uri.path().to_ascii_lowercase().ends_with(".asmx") {
-            loader.warn(field("exchange", "uri"), format!("{uri} does not end in Exchange.asmx: the EWS endpoint is usually https://mail.company.com/EWS/Exchange.asmx"));
-        }
+    if let Some(uri) = &uri
+        && !uri.path().to_ascii_lowercase().ends_with(".asmx")
+    {
+        loader.warn(field("exchange", "uri"), format!("{uri} does not end in Exchange.asmx: the EWS endpoint is usually https://mail.company.com/EWS/Exchange.asmx"));
     }
     let domain = loader.required_string(section, "domain", "\"company.com\"");
     let domain = match domain {

@@ -63,10 +63,8 @@ fn with(base: &str, key: &str, value: Option<&str>) -> String {
             out.push(line.to_owned());
         }
     }
-    if !replaced {
-        if let Some(value) = value {
-            out.push(format!("{key} = {value}"));
-        }
+    if !replaced && let Some(value) = value {
+        out.push(format!("{key} = {value}"));
     }
     out.join("\n")
 }

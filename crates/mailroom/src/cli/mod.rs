@@ -1,0 +1,346 @@
+//! The `mailroom` command line (CONTRACT: DESIGN.md §5): argument parsing, command dispatch and exit codes. The only place that prints.
+
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use mailroom_core::config::LoadedConfig;
+use mailroom_core::{Mailbox, ServiceKind};
+
+use crate::facade::{self, LoadError};
+use report::{Failure, Reporter};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the mail could not be sent, or validation failed (a classified error).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage error or unreadable config file.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailroom",
+    version,
+    about = "Send ERP system email from one Company Email sender through Web Mail (SMTP), Exchange (EWS) or Email Services (Gmail API), and say exactly which setting to fix when it fails.",
+    after_help = "Exit codes: 0 success; 1 the mail could not be sent or validation failed (classified error); 2 usage error or unreadable config file.\nWith --json, exactly one JSON object is printed on stdout.\nLogging: RUST_LOG=debug (or trace) writes diagnostics to stderr; secrets are never logged."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send a real test mail through the configured service (to the sender itself unless --to).
+    Validate {
+        /// The Company Email config file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Send the test mail to this address instead of the sender.
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+        /// After a successful validation, save the config to this file (never after a failure).
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe the configured service step by step without sending mail, and suggest the fix.
+    Diagnose {
+        /// The Company Email config file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render an ERP event and send it through the configured service.
+    Send {
+        /// The Company Email config file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The event kind (see `mailroom events`).
+        #[arg(long, value_name = "KIND")]
+        event: String,
+        /// The event's data (JSON).
+        #[arg(long, value_name = "FILE.json")]
+        data: PathBuf,
+        /// Send to this address instead of the recipient in the data.
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render an ERP event to .eml, .html and .txt files without sending it.
+    Preview {
+        /// The event kind (see `mailroom events`).
+        #[arg(long, value_name = "KIND")]
+        event: String,
+        /// The event's data (JSON).
+        #[arg(long, value_name = "FILE.json")]
+        data: PathBuf,
+        /// The folder to write the files to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A folder of templates overriding the defaults (same file names).
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+    },
+    /// Connect an Email Services account (OAuth2 consent in the browser); stores the refresh token.
+    Connect {
+        #[command(subcommand)]
+        provider: ConnectProvider,
+    },
+    /// List the ERP event kinds and their data fields.
+    Events {
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectProvider {
+    /// Sign in with Google and allow mailroom to send as the Company Email.
+    Google {
+        /// The Company Email config file (TOML) with an [email_services] section.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Runs the CLI with the process arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mailroom: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli.command)))
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+
+async fn run(command: Command) -> u8 {
+    match command {
+        Command::Validate {
+            config,
+            to,
+            save,
+            json,
+        } => validate(config, to, save, Reporter::new(json)).await,
+        Command::Diagnose { config, json } => diagnose(config, Reporter::new(json)).await,
+        Command::Send {
+            config,
+            event,
+            data,
+            to,
+            json,
+        } => {
+            let reporter = Reporter::new(json);
+            let started = Instant::now();
+            let Some(loaded) = load(&config, &reporter, started) else {
+                return reporter.exit_code();
+            };
+            let _ = (event, data, to, loaded);
+            reporter.usage(
+                None,
+                started,
+                "event emails are not available in this build yet: nothing was sent",
+                &[],
+            );
+            EXIT_USAGE
+        }
+        Command::Preview { .. } | Command::Events { .. } => {
+            let reporter = Reporter::new(false);
+            reporter.usage(
+                None,
+                Instant::now(),
+                "event emails are not available in this build yet",
+                &[],
+            );
+            EXIT_USAGE
+        }
+        Command::Connect {
+            provider: ConnectProvider::Google { config },
+        } => {
+            let reporter = Reporter::new(false);
+            let started = Instant::now();
+            let Some(loaded) = load(&config, &reporter, started) else {
+                return reporter.exit_code();
+            };
+            let service = loaded.config.service_kind();
+            if service != ServiceKind::EmailServices {
+                reporter.usage(Some(service), started, &format!("connect google needs service = \"email_services\"; this config uses service = \"{}\"", service.as_str()), &[]);
+                return EXIT_USAGE;
+            }
+            reporter.usage(
+                Some(service),
+                started,
+                &facade::DriverUnavailable { service }.to_string(),
+                &["The Google sign-in flow arrives with the Email Services driver."],
+            );
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Loads the config, printing its problems; `None` means the reporter already reported.
+fn load(path: &std::path::Path, reporter: &Reporter, started: Instant) -> Option<LoadedConfig> {
+    match facade::load_config_file(path) {
+        Ok(loaded) => {
+            reporter.warnings(&loaded.warnings);
+            Some(loaded)
+        }
+        Err(LoadError::Invalid { errors, warnings }) => {
+            reporter.config_errors(started, &errors, &warnings);
+            None
+        }
+        Err(other @ (LoadError::Unreadable { .. } | LoadError::Syntax(_))) => {
+            reporter.usage(None, started, &other.to_string(), &["Check the --config path and that the file is TOML as in fixtures/config/*.toml."]);
+            None
+        }
+    }
+}
+
+fn parse_recipient(
+    to: Option<String>,
+    reporter: &Reporter,
+    service: ServiceKind,
+    started: Instant,
+) -> Result<Option<Mailbox>, u8> {
+    match to
+        .map(|to| to.parse::<Mailbox>().map_err(|_| to))
+        .transpose()
+    {
+        Ok(to) => Ok(to),
+        Err(to) => {
+            reporter.usage(
+                Some(service),
+                started,
+                &format!("--to \"{to}\" is not an email address"),
+                &["Give an address like ada@example.com."],
+            );
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+async fn validate(
+    config_path: PathBuf,
+    to: Option<String>,
+    save: Option<PathBuf>,
+    reporter: Reporter,
+) -> u8 {
+    let started = Instant::now();
+    let Some(loaded) = load(&config_path, &reporter, started) else {
+        return reporter.exit_code();
+    };
+    let service = loaded.config.service_kind();
+    let to = match parse_recipient(to, &reporter, service, started) {
+        Ok(to) => to,
+        Err(code) => return code,
+    };
+    let transport = match facade::transport_for(&loaded.config) {
+        Ok(transport) => transport,
+        Err(unavailable) => {
+            reporter.usage(Some(service), started, &unavailable.to_string(), &[]);
+            return EXIT_USAGE;
+        }
+    };
+    let text = match std::fs::read_to_string(&config_path) {
+        Ok(text) => text,
+        Err(e) => {
+            reporter.usage(
+                Some(service),
+                started,
+                &format!("cannot re-read {}: {e}", config_path.display()),
+                &[],
+            );
+            return EXIT_USAGE;
+        }
+    };
+    match facade::validate(transport.as_ref(), &loaded.config, &text, to).await {
+        Ok(validated) => {
+            if let Some(save) = &save
+                && let Err(e) = validated.save(save)
+            {
+                reporter.usage(
+                    Some(service),
+                    started,
+                    &format!(
+                        "the test mail was sent, but saving to {} failed: {e}",
+                        save.display()
+                    ),
+                    &[],
+                );
+                return EXIT_USAGE;
+            }
+            reporter.sent(
+                service,
+                started,
+                &validated.receipt().message_id,
+                save.as_deref(),
+            );
+            EXIT_OK
+        }
+        Err(error) => {
+            reporter.failure(Failure {
+                service: Some(service),
+                started,
+                error: &error,
+                headline: "Validation failed",
+            });
+            EXIT_FAILED
+        }
+    }
+}
+
+async fn diagnose(config_path: PathBuf, reporter: Reporter) -> u8 {
+    let started = Instant::now();
+    let Some(loaded) = load(&config_path, &reporter, started) else {
+        return reporter.exit_code();
+    };
+    let service = loaded.config.service_kind();
+    let transport = match facade::transport_for(&loaded.config) {
+        Ok(transport) => transport,
+        Err(unavailable) => {
+            reporter.usage(Some(service), started, &unavailable.to_string(), &[]);
+            return EXIT_USAGE;
+        }
+    };
+    let probe = transport.probe().await;
+    reporter.probe(service, started, &probe);
+    if probe.is_ok() { EXIT_OK } else { EXIT_FAILED }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

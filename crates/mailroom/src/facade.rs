@@ -1,0 +1,214 @@
+//! The facade: reads a config file, turns a Company Email config into a transport, and runs the validate-then-save flow.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mailroom_core::config::{ConfigIssue, ConfigProblems, LoadedConfig, Severity};
+use mailroom_core::{
+    CompanyEmail, Mailbox, MessageDraft, SendError, SendReceipt, ServiceConfig, ServiceKind,
+    Transport,
+};
+
+/// Why a config file could not be turned into a config.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read (missing, permissions, not UTF-8).
+    Unreadable {
+        /// The path as given.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// The file is not TOML.
+    Syntax(ConfigProblems),
+    /// Fields are wrong: every error, plus warnings.
+    Invalid {
+        /// The errors, in field order.
+        errors: Vec<ConfigIssue>,
+        /// The warnings.
+        warnings: Vec<ConfigIssue>,
+    },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Unreadable { path, reason } => {
+                write!(f, "cannot read config file {}: {reason}", path.display())
+            }
+            LoadError::Syntax(problems) => write!(f, "{problems}"),
+            LoadError::Invalid { errors, .. } => {
+                write!(f, "{} config error(s)", errors.len())?;
+                errors.iter().try_for_each(|e| write!(f, "; {e}"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads, parses and validates a config file; secrets come from the process environment.
+/// Relative `ca_file` / `token_file` paths are resolved against the config file's folder,
+/// and `ca_file` must exist and hold a PEM certificate.
+///
+/// ```no_run
+/// let loaded = mailroom::load_config_file("company-email.toml".as_ref()).unwrap();
+/// println!("sending as {}", loaded.config.sender);
+/// ```
+pub fn load_config_file(path: &Path) -> Result<LoadedConfig, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    load_config_text(&text, path.parent().unwrap_or(Path::new(".")), &|name| {
+        std::env::var(name).ok()
+    })
+}
+
+/// [`load_config_file`] on text already read, with an explicit environment and base folder.
+pub fn load_config_text(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LoadedConfig, LoadError> {
+    let mut loaded = match CompanyEmail::from_toml(text, env) {
+        Ok(loaded) => loaded,
+        Err(syntax @ ConfigProblems::Syntax { .. }) => return Err(LoadError::Syntax(syntax)),
+        Err(ConfigProblems::Invalid { errors, warnings }) => {
+            return Err(LoadError::Invalid { errors, warnings });
+        }
+    };
+    let mut errors = Vec::new();
+    let ca_file = match &mut loaded.config.service {
+        ServiceConfig::WebMail(smtp) => smtp.ca_file.as_mut().map(|p| (p, "web_mail.ca_file")),
+        ServiceConfig::Exchange(ews) => ews.ca_file.as_mut().map(|p| (p, "exchange.ca_file")),
+        ServiceConfig::EmailServices(gmail) => {
+            if let Some(token_file) = &mut gmail.token_file {
+                *token_file = base.join(&*token_file);
+            }
+            None
+        }
+    };
+    if let Some((path, field)) = ca_file {
+        *path = base.join(&*path);
+        match std::fs::read_to_string(&*path) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => errors.push(issue(field, format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----): point it at the CA certificate file", path.display()))),
+            Err(e) => errors.push(issue(field, format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(LoadError::Invalid {
+            errors,
+            warnings: loaded.warnings,
+        })
+    }
+}
+
+fn issue(field: &'static str, message: String) -> ConfigIssue {
+    ConfigIssue {
+        field,
+        message,
+        severity: Severity::Error,
+    }
+}
+
+/// A service type whose driver is not part of this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverUnavailable {
+    /// The service the config asks for.
+    pub service: ServiceKind,
+}
+
+impl std::fmt::Display for DriverUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.service {
+            ServiceKind::WebMail => "Web Mail (SMTP)",
+            ServiceKind::Exchange => "Exchange (EWS)",
+            ServiceKind::EmailServices => "Email Services (Gmail API)",
+        };
+        write!(
+            f,
+            "the config is valid, but this build of mailroom has no {name} driver yet: nothing was sent"
+        )
+    }
+}
+
+impl std::error::Error for DriverUnavailable {}
+
+/// The transport a config asks for.
+pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, DriverUnavailable> {
+    match &config.service {
+        ServiceConfig::WebMail(smtp) => connect_web_mail(config, smtp),
+        ServiceConfig::Exchange(_) => Err(DriverUnavailable {
+            service: ServiceKind::Exchange,
+        }),
+        ServiceConfig::EmailServices(_) => Err(DriverUnavailable {
+            service: ServiceKind::EmailServices,
+        }),
+    }
+}
+
+fn connect_web_mail(
+    _config: &CompanyEmail,
+    _smtp: &mailroom_core::SmtpConfig,
+) -> Result<Arc<dyn Transport>, DriverUnavailable> {
+    Err(DriverUnavailable {
+        service: ServiceKind::WebMail,
+    })
+}
+
+/// The test mail `validate` sends: from the Company Email to `to` (default: the sender itself).
+pub fn test_message(config: &CompanyEmail, to: Option<Mailbox>) -> mailroom_core::OutgoingMessage {
+    let recipient = to.unwrap_or_else(|| config.sender.clone());
+    let service = config.service_kind().as_str();
+    MessageDraft::new(config.sender.clone())
+        .to(recipient)
+        .subject("mailroom test message")
+        .text(format!(
+            "This is a test message from mailroom.\n\nIt was sent through the Company Email configuration ({service}) to check that system emails can be delivered. No action is needed.\n"
+        ))
+        .header("X-Mailroom-Test", "validate")
+        .build()
+        .expect("the test message is well-formed for any validated sender")
+}
+
+/// A config that sent a test mail successfully: the only thing [`ValidatedConfig::save`] accepts.
+#[derive(Debug)]
+pub struct ValidatedConfig {
+    text: String,
+    receipt: SendReceipt,
+}
+
+impl ValidatedConfig {
+    /// What the server said when it accepted the test mail.
+    pub fn receipt(&self) -> &SendReceipt {
+        &self.receipt
+    }
+
+    /// Writes the validated config text to `path` atomically (temp file + rename), so a
+    /// failed save never leaves half a config behind.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let temporary = path.with_extension("toml.saving");
+        std::fs::write(&temporary, &self.text)?;
+        std::fs::rename(&temporary, path)
+    }
+}
+
+/// Sends the test mail through `transport`; on success the config text may be saved.
+/// This is the ERP's rule: Save is only allowed after a successful Validate.
+pub async fn validate(
+    transport: &dyn Transport,
+    config: &CompanyEmail,
+    config_text: &str,
+    to: Option<Mailbox>,
+) -> Result<ValidatedConfig, SendError> {
+    let message = test_message(config, to);
+    let receipt = transport.send(&message).await?;
+    Ok(ValidatedConfig {
+        text: config_text.to_owned(),
+        receipt,
+    })
+}
