@@ -47,10 +47,7 @@ pub struct ConformanceFailure {
 }
 
 fn fail(check: &'static str, reason: impl Into<String>) -> ConformanceFailure {
-    ConformanceFailure {
-        check,
-        reason: reason.into(),
-    }
+    ConformanceFailure { check, reason: reason.into() }
 }
 
 fn address(text: &str) -> Mailbox {
@@ -74,40 +71,22 @@ async fn send_and_find(
     check: &'static str,
     message: &OutgoingMessage,
 ) -> Result<ReceivedMessage, ConformanceFailure> {
-    let receipt = harness
-        .transport()
-        .send(message)
-        .await
-        .map_err(|e| fail(check, format!("send failed: {e}")))?;
+    let receipt = harness.transport().send(message).await.map_err(|e| fail(check, format!("send failed: {e}")))?;
     if receipt.message_id != message.message_id() {
         return Err(fail(
             check,
-            format!(
-                "receipt has Message-ID {} instead of {}",
-                receipt.message_id,
-                message.message_id()
-            ),
+            format!("receipt has Message-ID {} instead of {}", receipt.message_id, message.message_id()),
         ));
     }
     let received = harness.received().await;
     received
         .into_iter()
         .find(|r| ends_with_message(&r.bytes, message.bytes()))
-        .ok_or_else(|| {
-            fail(
-                check,
-                format!(
-                    "no received message matches {} byte for byte",
-                    message.message_id()
-                ),
-            )
-        })
+        .ok_or_else(|| fail(check, format!("no received message matches {} byte for byte", message.message_id())))
 }
 
 /// Runs every check; returns the names of the checks that ran, or the first failure.
-pub async fn run_suite(
-    harness: &dyn ConformanceHarness,
-) -> Result<Vec<&'static str>, ConformanceFailure> {
+pub async fn run_suite(harness: &dyn ConformanceHarness) -> Result<Vec<&'static str>, ConformanceFailure> {
     let mut passed = Vec::new();
     let sender = harness.sender();
 
@@ -122,10 +101,7 @@ pub async fn run_suite(
     if let Some(from) = &got.envelope_from
         && from != &sender.email.to_string()
     {
-        return Err(fail(
-            check,
-            format!("envelope sender {from}, expected {}", sender.email),
-        ));
+        return Err(fail(check, format!("envelope sender {from}, expected {}", sender.email)));
     }
     passed.push(check);
 
@@ -155,10 +131,7 @@ pub async fn run_suite(
         .subject("Conformance: Grüße – ☃")
         .text(".\n..leading dots\n.\r\nFrom the start\nÜnïcödé body ☃")
         .html("<p>.</p>\n.\n<p>&lt;script&gt;</p>")
-        .attach(Attachment::guess(
-            "Rechnung März.pdf",
-            (0..=255u8).cycle().take(70_000).collect(),
-        ))
+        .attach(Attachment::guess("Rechnung März.pdf", (0..=255u8).cycle().take(70_000).collect()))
         .build()
         .map_err(|e| fail(check, e.to_string()))?;
     send_and_find(harness, check, &tricky).await?;
@@ -184,14 +157,8 @@ pub async fn run_suite(
     }
     let received = harness.received().await;
     for message in &sent {
-        if !received
-            .iter()
-            .any(|r| ends_with_message(&r.bytes, message.bytes()))
-        {
-            return Err(fail(
-                check,
-                format!("{} was not received", message.message_id()),
-            ));
+        if !received.iter().any(|r| ends_with_message(&r.bytes, message.bytes())) {
+            return Err(fail(check, format!("{} was not received", message.message_id())));
         }
     }
     passed.push(check);
@@ -214,10 +181,7 @@ pub async fn run_suite(
         match harness.transport().send(&message).await {
             Err(e) if e.kind() == ErrorKind::RecipientRejected => {}
             Err(e) => {
-                return Err(fail(
-                    check,
-                    format!("classified as {} instead of recipient_rejected", e.kind()),
-                ));
+                return Err(fail(check, format!("classified as {} instead of recipient_rejected", e.kind())));
             }
             Ok(_) => return Err(fail(check, "the send succeeded")),
         }
@@ -242,11 +206,7 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
                 }
             }
         }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
     })
     .await;
     outputs.into_iter().map(|o| o.expect("all ready")).collect()
@@ -272,11 +232,7 @@ mod tests {
             ServiceKind::WebMail
         }
         async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
-            let mut recipients: Vec<String> = message
-                .recipients()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let mut recipients: Vec<String> = message.recipients().iter().map(ToString::to_string).collect();
             if recipients.iter().any(|r| r.starts_with("nobody@")) {
                 return Err(SendError::new(ErrorKind::RecipientRejected, "550 5.1.1"));
             }
@@ -288,11 +244,7 @@ mod tests {
                 recipients,
                 bytes: message.bytes().to_vec(),
             });
-            Ok(SendReceipt {
-                message_id: message.message_id().to_owned(),
-                service_id: None,
-                server_reply: None,
-            })
+            Ok(SendReceipt { message_id: message.message_id().to_owned(), service_id: None, server_reply: None })
         }
         async fn probe(&self) -> ProbeReport {
             ProbeReport::default()
@@ -319,18 +271,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_correct_transport_passes_every_check() {
-        let passed = run_suite(&Harness(Arc::new(Memory::default())))
-            .await
-            .unwrap();
+        let passed = run_suite(&Harness(Arc::new(Memory::default()))).await.unwrap();
         assert_eq!(passed.len(), 6, "{passed:?}");
     }
 
     #[tokio::test]
     async fn a_transport_that_loses_bcc_fails() {
-        let broken = Memory {
-            drop_bcc: true,
-            ..Memory::default()
-        };
+        let broken = Memory { drop_bcc: true, ..Memory::default() };
         let failure = run_suite(&Harness(Arc::new(broken))).await.unwrap_err();
         assert_eq!(failure.check, "bcc_in_envelope_not_headers");
     }

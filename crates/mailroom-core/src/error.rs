@@ -104,21 +104,17 @@ impl ErrorKind {
 
     /// Parses a JSON kind name back (used by scenario catalogues).
     pub fn from_name(name: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        ErrorKind::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
     /// Which of the ERP's documented errors this kind shows as, given the field at fault.
     pub fn documented_error(self, field: Option<&str>) -> Option<DocumentedError> {
         match self {
-            ErrorKind::InvalidConfig if field == Some("exchange.domain") => {
-                Some(DocumentedError::ExchangeDomain)
-            }
+            ErrorKind::InvalidConfig if field == Some("exchange.domain") => Some(DocumentedError::ExchangeDomain),
             ErrorKind::ConnectFailed | ErrorKind::Timeout => Some(DocumentedError::ServerOrPort),
-            ErrorKind::TlsMismatch
-            | ErrorKind::SecureConnectionRequired
-            | ErrorKind::TlsNotSupported => Some(DocumentedError::SslSetting),
+            ErrorKind::TlsMismatch | ErrorKind::SecureConnectionRequired | ErrorKind::TlsNotSupported => {
+                Some(DocumentedError::SslSetting)
+            }
             ErrorKind::AuthFailed | ErrorKind::AppPasswordRequired | ErrorKind::AuthDisabled => {
                 Some(DocumentedError::Authentication)
             }
@@ -195,35 +191,21 @@ impl ServerReply {
                     enhanced = Some(status.to_owned());
                     text_lines.push(rest.trim().to_owned());
                 }
-                (Some(status), Some(first)) if status == first => {
-                    text_lines.push(rest.trim().to_owned())
-                }
+                (Some(status), Some(first)) if status == first => text_lines.push(rest.trim().to_owned()),
                 _ => text_lines.push(line.trim().to_owned()),
             }
         }
-        ServerReply {
-            code: Some(code),
-            enhanced,
-            text: text_lines.join("\n"),
-        }
+        ServerReply { code: Some(code), enhanced, text: text_lines.join("\n") }
     }
 
     /// Builds a reply from an HTTP status, a service error code and a message.
     pub fn http(status: u16, error_code: Option<&str>, text: impl Into<String>) -> ServerReply {
-        ServerReply {
-            code: Some(status),
-            enhanced: error_code.map(str::to_owned),
-            text: text.into(),
-        }
+        ServerReply { code: Some(status), enhanced: error_code.map(str::to_owned), text: text.into() }
     }
 
     /// The reply as one line, as the ERP quotes it: `5.7.8 Username and Password not accepted. …`.
     pub fn one_line(&self) -> String {
-        let text = self
-            .text
-            .split('\n')
-            .map(str::trim)
-            .filter(|l| !l.is_empty());
+        let text = self.text.split('\n').map(str::trim).filter(|l| !l.is_empty());
         let text = text.collect::<Vec<_>>().join(" ");
         match &self.enhanced {
             Some(enhanced) if !text.is_empty() => format!("{enhanced} {text}"),
@@ -249,14 +231,10 @@ fn split_enhanced_status(line: &str) -> (Option<&str>, &str) {
     let parts: Vec<&str> = token.split('.').collect();
     let is_status = parts.len() == 3
         && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..].iter().all(|part| {
-            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
-        });
-    if is_status {
-        (Some(token), &line[token_end..])
-    } else {
-        (None, line)
-    }
+        && parts[1..]
+            .iter()
+            .all(|part| !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit()));
+    if is_status { (Some(token), &line[token_end..]) } else { (None, line) }
 }
 
 /// Whether trying again may help.
@@ -326,7 +304,10 @@ impl ServiceKind {
 /// assert!(err.user_message().contains("The server response was: 5.7.9 Application-specific password required."));
 /// assert!(err.remediation().iter().any(|step| step.contains("App passwords")));
 /// ```
-pub struct SendError {
+pub struct SendError(Box<Details>);
+
+/// The fields of a [`SendError`], boxed so `Result<_, SendError>` stays one pointer wide.
+struct Details {
     kind: ErrorKind,
     field: Option<&'static str>,
     server_reply: Option<ServerReply>,
@@ -341,7 +322,7 @@ pub struct SendError {
 impl SendError {
     /// A new error of `kind`; `detail` says in one sentence what happened.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> SendError {
-        SendError {
+        SendError(Box::new(Details {
             kind,
             field: None,
             server_reply: None,
@@ -351,7 +332,7 @@ impl SendError {
             provider: None,
             transcript: None,
             source: None,
-        }
+        }))
     }
 
     /// An `invalid_config` error for one field.
@@ -361,90 +342,90 @@ impl SendError {
 
     /// Names the config field to change.
     pub fn with_field(mut self, field: &'static str) -> Self {
-        self.field = Some(field);
+        self.0.field = Some(field);
         self
     }
 
     /// Attaches the server's reply.
     pub fn with_reply(mut self, reply: ServerReply) -> Self {
-        self.server_reply = Some(reply);
+        self.0.server_reply = Some(reply);
         self
     }
 
     /// Overrides the retry status.
     pub fn with_retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
+        self.0.retry = retry;
         self
     }
 
     /// Adds a remediation step specific to this situation; shown before the generic steps.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hints.push(hint.into());
+        self.0.hints.push(hint.into());
         self
     }
 
     /// Records the provider the config points at, for provider-specific remediation.
     pub fn with_provider(mut self, provider: Option<Provider>) -> Self {
-        self.provider = provider;
+        self.0.provider = provider;
         self
     }
 
     /// Attaches the (already redacted) session transcript.
     pub fn with_transcript(mut self, transcript: Transcript) -> Self {
-        self.transcript = Some(transcript);
+        self.0.transcript = Some(transcript);
         self
     }
 
     /// Attaches the underlying cause. Its Display text must not contain secrets.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The dotted config field to change, e.g. `web_mail.port`.
     pub fn field(&self) -> Option<&'static str> {
-        self.field
+        self.0.field
     }
 
     /// What the server answered, if it answered.
     pub fn server_reply(&self) -> Option<&ServerReply> {
-        self.server_reply.as_ref()
+        self.0.server_reply.as_ref()
     }
 
     /// Whether trying again may help.
     pub fn retry(&self) -> Retry {
-        self.retry
+        self.0.retry
     }
 
     /// The specific explanation of what happened.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.0.detail
     }
 
     /// The provider recognised from the config, if any.
     pub fn provider(&self) -> Option<Provider> {
-        self.provider
+        self.0.provider
     }
 
     /// The redacted session transcript, if the driver recorded one.
     pub fn transcript(&self) -> Option<&Transcript> {
-        self.transcript.as_ref()
+        self.0.transcript.as_ref()
     }
 
     /// Which documented ERP error this is, if any.
     pub fn documented_error(&self) -> Option<DocumentedError> {
-        self.kind.documented_error(self.field)
+        self.0.kind.documented_error(self.0.field)
     }
 
     /// The message the ERP shows: the documented text for the four documented errors
     /// (with the server's reply filled in), a plain sentence for the rest.
     pub fn user_message(&self) -> String {
-        let reply = self.server_reply.as_ref().map(ServerReply::one_line);
+        let reply = self.0.server_reply.as_ref().map(ServerReply::one_line);
         match self.documented_error() {
             Some(DocumentedError::Authentication) => {
                 let mut text = String::from(
@@ -465,28 +446,34 @@ impl SendError {
                 "Cannot complete the request. Cannot test mail. The SMTP server requires a secure connection or the client was not authenticated.".to_owned()
             }
             Some(DocumentedError::ExchangeDomain) => {
-                format!("The Exchange domain must be in the form company.com. {}", self.detail)
+                format!("The Exchange domain must be in the form company.com. {}", self.0.detail)
             }
-            None => self.detail.clone(),
+            None => self.0.detail.clone(),
         }
     }
 
     /// Concrete steps that fix the problem, most specific first.
     pub fn remediation(&self) -> Vec<String> {
-        let mut steps = self.hints.clone();
-        let field = self.field.unwrap_or("the config");
-        let preset = self.provider.map(Provider::preset);
+        let mut steps = self.0.hints.clone();
+        let field = self.0.field.unwrap_or("the config");
+        let preset = self.0.provider.map(Provider::preset);
         let mut push = |step: String| {
             if !steps.contains(&step) {
                 steps.push(step);
             }
         };
-        match self.kind {
-            ErrorKind::InvalidConfig => push(format!("Change {field}: {}", self.detail)),
+        match self.0.kind {
+            ErrorKind::InvalidConfig => push(format!("Change {field}: {}", self.0.detail)),
             ErrorKind::ConnectFailed => {
                 push("Check the outgoing server name for typos (e.g. smtp.gmail.com, smtp.office365.com) and that it resolves from this machine.".into());
-                push("Check the port: 587 (STARTTLS, Enable SSL on), 465 (implicit TLS), 25 or 2525 (plain relay).".into());
-                push("Check that a firewall or the hosting provider does not block outgoing connections to that port.".into());
+                push(
+                    "Check the port: 587 (STARTTLS, Enable SSL on), 465 (implicit TLS), 25 or 2525 (plain relay)."
+                        .into(),
+                );
+                push(
+                    "Check that a firewall or the hosting provider does not block outgoing connections to that port."
+                        .into(),
+                );
             }
             ErrorKind::Timeout => {
                 push("The server accepted the connection but stopped answering: port 465 expects implicit TLS (tls = \"implicit\"), port 587 expects STARTTLS (tls = \"starttls\").".into());
@@ -505,7 +492,10 @@ impl SendError {
             }
             ErrorKind::TlsCertificate => {
                 push("Use the server name the certificate is issued for (the provider's documented SMTP host, not an IP address or alias).".into());
-                push("If the server uses your company's own certificate authority, set ca_file to that CA's PEM file.".into());
+                push(
+                    "If the server uses your company's own certificate authority, set ca_file to that CA's PEM file."
+                        .into(),
+                );
             }
             ErrorKind::AuthFailed => {
                 if let Some(preset) = preset {
@@ -519,10 +509,7 @@ impl SendError {
                     .map(|p| p.password_advice)
                     .unwrap_or(Provider::Gmail.preset().password_advice);
                 push(advice.to_owned());
-                push(
-                    "Keep the user name as the full email address; only the password changes."
-                        .into(),
-                );
+                push("Keep the user name as the full email address; only the password changes.".into());
             }
             ErrorKind::AuthDisabled => {
                 push("An administrator must enable SMTP AUTH for this mailbox: Microsoft 365 admin center → Users → Active users → select the user → Mail → Manage email apps → tick Authenticated SMTP → Save (tenant-wide: Set-TransportConfig -SmtpClientAuthenticationDisabled $false). See https://aka.ms/smtp_auth_disabled.".into());
@@ -563,23 +550,23 @@ impl SendError {
 impl fmt::Debug for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendError")
-            .field("kind", &self.kind)
-            .field("field", &self.field)
-            .field("detail", &self.detail)
-            .field("server_reply", &self.server_reply)
-            .field("retry", &self.retry)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("kind", &self.0.kind)
+            .field("field", &self.0.field)
+            .field("detail", &self.0.detail)
+            .field("server_reply", &self.0.server_reply)
+            .field("retry", &self.0.retry)
+            .field("source", &self.0.source.as_ref().map(|s| s.to_string()))
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.detail)?;
-        if let Some(field) = self.field {
+        write!(f, "{}: {}", self.0.kind, self.0.detail)?;
+        if let Some(field) = self.0.field {
             write!(f, " (field {field})")?;
         }
-        if let Some(reply) = &self.server_reply {
+        if let Some(reply) = &self.0.server_reply {
             write!(f, "; server replied: {reply}")?;
         }
         Ok(())
@@ -588,9 +575,7 @@ impl fmt::Display for SendError {
 
 impl StdError for SendError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|s| s as &(dyn StdError + 'static))
+        self.0.source.as_deref().map(|s| s as &(dyn StdError + 'static))
     }
 }
 
@@ -624,21 +609,21 @@ pub struct ErrorReport {
 impl SendError {
     /// The JSON view of this error.
     pub fn report(&self) -> ErrorReport {
-        let retry_after_ms = match self.retry {
+        let retry_after_ms = match self.0.retry {
             Retry::Temporary { after: Some(after) } => Some(after.as_millis() as u64),
             _ => None,
         };
         ErrorReport {
-            kind: self.kind,
+            kind: self.0.kind,
             documented_error: self.documented_error(),
-            field: self.field,
+            field: self.0.field,
             message: self.user_message(),
-            detail: self.detail.clone(),
+            detail: self.0.detail.clone(),
             remediation: self.remediation(),
-            retryable: self.retry.is_temporary(),
+            retryable: self.0.retry.is_temporary(),
             retry_after_ms,
-            server_reply: self.server_reply.clone(),
-            transcript: self.transcript.clone(),
+            server_reply: self.0.server_reply.clone(),
+            transcript: self.0.transcript.clone(),
         }
     }
 }
@@ -682,20 +667,10 @@ mod tests {
         ];
         assert_eq!(expected.len(), ErrorKind::ALL.len());
         for (kind, documented) in expected {
-            assert_eq!(
-                kind.documented_error(Some("web_mail.server")),
-                documented,
-                "{kind}"
-            );
+            assert_eq!(kind.documented_error(Some("web_mail.server")), documented, "{kind}");
         }
-        assert_eq!(
-            ErrorKind::InvalidConfig.documented_error(Some("exchange.domain")),
-            Some(ExchangeDomain)
-        );
-        assert_eq!(
-            ErrorKind::InvalidConfig.documented_error(Some("exchange.uri")),
-            None
-        );
+        assert_eq!(ErrorKind::InvalidConfig.documented_error(Some("exchange.domain")), Some(ExchangeDomain));
+        assert_eq!(ErrorKind::InvalidConfig.documented_error(Some("exchange.uri")), None);
     }
 
     #[test]
@@ -720,11 +695,7 @@ mod tests {
             "exchange.domain",
             "You entered \"https://company.com/\": enter company.com, not https://company.com/.",
         );
-        assert!(
-            domain
-                .user_message()
-                .starts_with("The Exchange domain must be in the form company.com.")
-        );
+        assert!(domain.user_message().starts_with("The Exchange domain must be in the form company.com."));
         assert!(domain.user_message().contains("https://company.com/"));
     }
 
@@ -767,15 +738,9 @@ mod tests {
 
     #[test]
     fn gmail_remediation_gives_the_app_password_steps() {
-        let err = SendError::new(ErrorKind::AuthFailed, "bad credentials")
-            .with_provider(Some(Provider::Gmail));
+        let err = SendError::new(ErrorKind::AuthFailed, "bad credentials").with_provider(Some(Provider::Gmail));
         let steps = err.remediation().join("\n");
-        for needle in [
-            "Security",
-            "2-Step Verification",
-            "App passwords",
-            "password field",
-        ] {
+        for needle in ["Security", "2-Step Verification", "App passwords", "password field"] {
             assert!(steps.contains(needle), "missing {needle:?} in {steps}");
         }
     }
@@ -784,9 +749,7 @@ mod tests {
     fn hints_come_first_and_retry_after_is_reported() {
         let err = SendError::new(ErrorKind::RateLimited, "slow down")
             .with_hint("Wait 5 s")
-            .with_retry(Retry::Temporary {
-                after: Some(Duration::from_secs(5)),
-            });
+            .with_retry(Retry::Temporary { after: Some(Duration::from_secs(5)) });
         assert_eq!(err.remediation()[0], "Wait 5 s");
         let report = err.report();
         assert!(report.retryable);

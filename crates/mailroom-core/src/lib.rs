@@ -17,9 +17,7 @@ mod transcript;
 mod transport;
 
 pub use config::{CompanyEmail, ServiceConfig, SmtpConfig, TlsMode};
-pub use error::{
-    DocumentedError, ErrorKind, ErrorReport, Retry, SendError, ServerReply, ServiceKind,
-};
+pub use error::{DocumentedError, ErrorKind, ErrorReport, Retry, SendError, ServerReply, ServiceKind};
 pub use message::{Attachment, MessageDraft, MessageError, OutgoingMessage, mime_type_for};
 pub use provider::{Preset, Provider};
 pub use retry::RetryPolicy;

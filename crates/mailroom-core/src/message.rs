@@ -29,20 +29,13 @@ impl Attachment {
     pub fn guess(filename: impl Into<String>, bytes: Vec<u8>) -> Attachment {
         let filename = filename.into();
         let content_type = mime_type_for(&filename).to_owned();
-        Attachment {
-            filename,
-            content_type,
-            bytes,
-        }
+        Attachment { filename, content_type, bytes }
     }
 }
 
 /// The MIME type for a file name's extension; `application/octet-stream` when unknown.
 pub fn mime_type_for(filename: &str) -> &'static str {
-    let extension = filename
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let extension = filename.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     match extension.as_str() {
         "pdf" => "application/pdf",
         "csv" => "text/csv",
@@ -285,8 +278,7 @@ impl MessageDraft {
             builder = builder.bcc(mailbox);
         }
         for (name, value) in self.headers {
-            let valid_name =
-                !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+            let valid_name = !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
             if !valid_name {
                 return Err(MessageError::InvalidHeaderName(name));
             }
@@ -294,8 +286,8 @@ impl MessageDraft {
                 return Err(MessageError::ReservedHeader(name));
             }
             reject_line_breaks(&format!("header {name}"), &value)?;
-            let header_name = HeaderName::new_from_ascii(name.clone())
-                .map_err(|_| MessageError::InvalidHeaderName(name))?;
+            let header_name =
+                HeaderName::new_from_ascii(name.clone()).map_err(|_| MessageError::InvalidHeaderName(name))?;
             builder = builder.raw_header(HeaderValue::new(header_name, value));
         }
 
@@ -317,29 +309,19 @@ impl MessageDraft {
             };
             for attachment in self.attachments {
                 reject_line_breaks("attachment file name", &attachment.filename)?;
-                let content_type = ContentType::parse(&attachment.content_type).map_err(|_| {
-                    MessageError::InvalidContentType(attachment.content_type.clone())
-                })?;
-                mixed = mixed.singlepart(
-                    LettreAttachment::new(attachment.filename).body(attachment.bytes, content_type),
-                );
+                let content_type = ContentType::parse(&attachment.content_type)
+                    .map_err(|_| MessageError::InvalidContentType(attachment.content_type.clone()))?;
+                mixed =
+                    mixed.singlepart(LettreAttachment::new(attachment.filename).body(attachment.bytes, content_type));
             }
             builder.multipart(mixed)
         }
         .map_err(|e| MessageError::Build(e.to_string()))?;
 
         let envelope = message.envelope();
-        let envelope_from = envelope
-            .from()
-            .cloned()
-            .unwrap_or_else(|| self.sender.email.clone());
+        let envelope_from = envelope.from().cloned().unwrap_or_else(|| self.sender.email.clone());
         let recipients = envelope.to().to_vec();
-        Ok(OutgoingMessage {
-            envelope_from,
-            recipients,
-            bytes: message.formatted().into(),
-            message_id,
-        })
+        Ok(OutgoingMessage { envelope_from, recipients, bytes: message.formatted().into(), message_id })
     }
 }
 
@@ -350,18 +332,13 @@ enum Body {
 
 fn reject_line_breaks(input: &str, value: &str) -> Result<(), MessageError> {
     if value.contains(['\r', '\n']) {
-        return Err(MessageError::LineBreakInHeader {
-            input: input.to_owned(),
-        });
+        return Err(MessageError::LineBreakInHeader { input: input.to_owned() });
     }
     Ok(())
 }
 
 fn generate_message_id(domain: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("<{:016x}.{:x}@{}>", fastrand::u64(..), nanos, domain)
 }
 
@@ -385,12 +362,7 @@ impl OutgoingMessage {
         if recipients.is_empty() {
             return Err(MessageError::NoRecipients);
         }
-        Ok(OutgoingMessage {
-            envelope_from,
-            recipients,
-            bytes: bytes.into(),
-            message_id: message_id.into(),
-        })
+        Ok(OutgoingMessage { envelope_from, recipients, bytes: bytes.into(), message_id: message_id.into() })
     }
 
     /// The SMTP envelope sender (MAIL FROM).
@@ -449,12 +421,7 @@ mod tests {
                 continue;
             }
             if in_headers && !line.starts_with([' ', '\t']) {
-                names.push(
-                    line.split(':')
-                        .next()
-                        .unwrap_or_default()
-                        .to_ascii_lowercase(),
-                );
+                names.push(line.split(':').next().unwrap_or_default().to_ascii_lowercase());
             }
         }
         names
@@ -517,15 +484,8 @@ mod tests {
             .text("t")
             .build()
             .unwrap();
-        let recipients: Vec<String> = message
-            .recipients()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            recipients,
-            ["a@example.com", "b@example.com", "hidden@example.com"]
-        );
+        let recipients: Vec<String> = message.recipients().iter().map(ToString::to_string).collect();
+        assert_eq!(recipients, ["a@example.com", "b@example.com", "hidden@example.com"]);
         assert!(!String::from_utf8_lossy(message.bytes()).contains("hidden@"));
         assert_eq!(message.envelope_from().to_string(), "erp@company.com");
     }
@@ -536,70 +496,35 @@ mod tests {
             .to("a@example.com".parse().unwrap())
             .subject("Facture n° 42 – échue")
             .text("t")
-            .attach(Attachment::guess(
-                "Rechnung März 2026 – sehr langer Dateiname für den Test.pdf",
-                b"%PDF".to_vec(),
-            ))
+            .attach(Attachment::guess("Rechnung März 2026 – sehr langer Dateiname für den Test.pdf", b"%PDF".to_vec()))
             .build()
             .unwrap();
         let text = String::from_utf8(message.bytes().to_vec()).unwrap();
         assert!(text.is_ascii(), "headers must be 7-bit encoded");
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("Subject: ") && l.contains("=?utf-8?")),
-            "{text}"
-        );
+        assert!(text.lines().any(|l| l.starts_with("Subject: ") && l.contains("=?utf-8?")), "{text}");
         assert!(text.contains("filename*"));
         assert!(text.contains("Content-Type: application/pdf"));
     }
 
     #[test]
     fn reserved_and_malformed_headers_are_refused() {
-        let draft = || {
-            MessageDraft::new(sender())
-                .to("a@example.com".parse().unwrap())
-                .text("t")
-        };
+        let draft = || MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).text("t");
+        assert_eq!(draft().header("Bcc", "x@y.z").build().unwrap_err(), MessageError::ReservedHeader("Bcc".into()));
+        assert_eq!(draft().header("X Bad", "v").build().unwrap_err(), MessageError::InvalidHeaderName("X Bad".into()));
+        assert!(matches!(draft().message_id("no-brackets@x").build(), Err(MessageError::InvalidMessageId(_))));
+        assert_eq!(MessageDraft::new(sender()).text("t").build().unwrap_err(), MessageError::NoRecipients);
         assert_eq!(
-            draft().header("Bcc", "x@y.z").build().unwrap_err(),
-            MessageError::ReservedHeader("Bcc".into())
-        );
-        assert_eq!(
-            draft().header("X Bad", "v").build().unwrap_err(),
-            MessageError::InvalidHeaderName("X Bad".into())
-        );
-        assert!(matches!(
-            draft().message_id("no-brackets@x").build(),
-            Err(MessageError::InvalidMessageId(_))
-        ));
-        assert_eq!(
-            MessageDraft::new(sender()).text("t").build().unwrap_err(),
-            MessageError::NoRecipients
-        );
-        assert_eq!(
-            MessageDraft::new(sender())
-                .to("a@example.com".parse().unwrap())
-                .build()
-                .unwrap_err(),
+            MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).build().unwrap_err(),
             MessageError::NoBody
         );
     }
 
     #[test]
     fn generated_message_ids_use_the_sender_domain_and_differ() {
-        let build = || {
-            MessageDraft::new(sender())
-                .to("a@example.com".parse().unwrap())
-                .text("t")
-                .build()
-                .unwrap()
-        };
+        let build = || MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).text("t").build().unwrap();
         let (first, second) = (build(), build());
         assert!(first.message_id().ends_with("@company.com>"));
         assert_ne!(first.message_id(), second.message_id());
-        assert!(
-            String::from_utf8_lossy(first.bytes())
-                .contains(&format!("Message-ID: {}", first.message_id()))
-        );
+        assert!(String::from_utf8_lossy(first.bytes()).contains(&format!("Message-ID: {}", first.message_id())));
     }
 }

@@ -124,9 +124,7 @@ impl Provider {
             "smtp.mail.yahoo.com" => Provider::Yahoo,
             "smtp.mail.me.com" => Provider::ICloud,
             "smtp.fastmail.com" => Provider::Fastmail,
-            _ if host.starts_with("email-smtp.") && host.ends_with(".amazonaws.com") => {
-                Provider::AmazonSes
-            }
+            _ if host.starts_with("email-smtp.") && host.ends_with(".amazonaws.com") => Provider::AmazonSes,
             _ if host.ends_with(".zoho.com")
                 || host.ends_with(".zoho.eu")
                 || host.ends_with(".zoho.in")
@@ -141,10 +139,7 @@ impl Provider {
 
     /// This provider's preset.
     pub fn preset(self) -> &'static Preset {
-        PRESETS
-            .iter()
-            .find(|preset| preset.provider == self)
-            .expect("every provider has a preset")
+        PRESETS.iter().find(|preset| preset.provider == self).expect("every provider has a preset")
     }
 
     /// Every preset, in a stable order.
@@ -160,12 +155,7 @@ mod tests {
     #[test]
     fn every_preset_is_detected_from_its_own_server() {
         for preset in Provider::presets() {
-            assert_eq!(
-                Provider::detect(preset.server),
-                Some(preset.provider),
-                "{}",
-                preset.name
-            );
+            assert_eq!(Provider::detect(preset.server), Some(preset.provider), "{}", preset.name);
             assert_eq!(preset.provider.preset().name, preset.name);
         }
     }

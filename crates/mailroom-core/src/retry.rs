@@ -45,10 +45,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn never() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..Self::default()
-        }
+        RetryPolicy { max_attempts: 1, ..Self::default() }
     }
 
     /// How long to wait before attempt `failed_attempts + 1`, or `None` to stop.
@@ -73,11 +70,7 @@ impl RetryPolicy {
             Some(hint) => Some(hint),
             None => {
                 let exponent = failed_attempts.saturating_sub(1).min(20);
-                Some(
-                    self.initial_delay
-                        .saturating_mul(1 << exponent)
-                        .min(self.max_delay),
-                )
+                Some(self.initial_delay.saturating_mul(1 << exponent).min(self.max_delay))
             }
         }
     }
@@ -90,14 +83,9 @@ mod tests {
 
     #[test]
     fn exponential_schedule_is_capped_and_bounded_in_attempts() {
-        let policy = RetryPolicy {
-            max_attempts: 10,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { max_attempts: 10, ..RetryPolicy::default() };
         let busy = SendError::new(ErrorKind::ServiceUnavailable, "503");
-        let delays: Vec<_> = (1..=10)
-            .map(|n| policy.delay_before_retry(n, &busy))
-            .collect();
+        let delays: Vec<_> = (1..=10).map(|n| policy.delay_before_retry(n, &busy)).collect();
         assert_eq!(delays[0], Some(Duration::from_millis(500)));
         assert_eq!(delays[1], Some(Duration::from_secs(1)));
         assert_eq!(delays[7], Some(Duration::from_secs(30)));
@@ -107,17 +95,12 @@ mod tests {
     #[test]
     fn hints_beyond_the_limit_stop_and_connect_failures_need_opt_in() {
         let policy = RetryPolicy::default();
-        let daily_cap =
-            SendError::new(ErrorKind::RateLimited, "quota").with_retry(Retry::Temporary {
-                after: Some(Duration::from_secs(900)),
-            });
+        let daily_cap = SendError::new(ErrorKind::RateLimited, "quota")
+            .with_retry(Retry::Temporary { after: Some(Duration::from_secs(900)) });
         assert_eq!(policy.delay_before_retry(1, &daily_cap), None);
         let refused = SendError::new(ErrorKind::ConnectFailed, "refused");
         assert_eq!(policy.delay_before_retry(1, &refused), None);
-        let bulk = RetryPolicy {
-            retry_connect_failures: true,
-            ..policy
-        };
+        let bulk = RetryPolicy { retry_connect_failures: true, ..policy };
         assert!(bulk.delay_before_retry(1, &refused).is_some());
     }
 

@@ -99,9 +99,7 @@ mod tests {
         struct Holder {
             password: Secret,
         }
-        let holder = Holder {
-            password: Secret::new("sentinel-7f3a"),
-        };
+        let holder = Holder { password: Secret::new("sentinel-7f3a") };
         assert!(!format!("{holder:?}").contains("sentinel-7f3a"));
     }
 }

@@ -24,6 +24,13 @@ pub trait TokenSource: Send + Sync {
     async fn fetch_token(&self) -> Result<AccessToken, SendError>;
 }
 
+#[async_trait]
+impl<T: TokenSource + ?Sized> TokenSource for std::sync::Arc<T> {
+    async fn fetch_token(&self) -> Result<AccessToken, SendError> {
+        (**self).fetch_token().await
+    }
+}
+
 /// Caches a [`TokenSource`]'s token: concurrent callers share one refresh, and the token is
 /// renewed `refresh_margin` before it expires.
 ///
@@ -62,40 +69,28 @@ impl<S: TokenSource> TokenCache<S> {
 
     /// A cache with a custom early-refresh margin.
     pub fn with_margin(source: S, refresh_margin: Duration) -> Self {
-        TokenCache {
-            source,
-            current: Mutex::new(None),
-            refresh_margin,
-        }
+        TokenCache { source, current: Mutex::new(None), refresh_margin }
     }
 
     /// A valid token, fetched only when the cached one is missing or about to expire.
     pub async fn token(&self) -> Result<Secret, SendError> {
         // Holding the lock across the fetch is what makes the refresh single-flight.
         let mut current = self.current.lock().await;
-        let fresh_enough = current
-            .as_ref()
-            .is_some_and(|token| match token.expires_at {
-                Some(expires_at) => Instant::now() + self.refresh_margin < expires_at,
-                None => true,
-            });
+        let fresh_enough = current.as_ref().is_some_and(|token| match token.expires_at {
+            Some(expires_at) => Instant::now() + self.refresh_margin < expires_at,
+            None => true,
+        });
         if !fresh_enough {
             *current = Some(self.source.fetch_token().await?);
         }
-        Ok(current
-            .as_ref()
-            .map(|t| t.token.clone())
-            .expect("set above"))
+        Ok(current.as_ref().map(|t| t.token.clone()).expect("set above"))
     }
 
     /// Drops `rejected` so the next [`TokenCache::token`] refreshes; a token other callers
     /// already replaced is left alone, so one rejection causes one refresh.
     pub async fn invalidate(&self, rejected: &Secret) {
         let mut current = self.current.lock().await;
-        if current
-            .as_ref()
-            .is_some_and(|token| &token.token == rejected)
-        {
+        if current.as_ref().is_some_and(|token| &token.token == rejected) {
             *current = None;
         }
     }
@@ -103,9 +98,7 @@ impl<S: TokenSource> TokenCache<S> {
 
 impl<S> std::fmt::Debug for TokenCache<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache")
-            .field("refresh_margin", &self.refresh_margin)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenCache").field("refresh_margin", &self.refresh_margin).finish_non_exhaustive()
     }
 }
 
@@ -125,19 +118,14 @@ mod tests {
         async fn fetch_token(&self) -> Result<AccessToken, SendError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(AccessToken {
-                token: Secret::new(format!("t{n}")),
-                expires_at: Some(Instant::now() + self.lifetime),
-            })
+            Ok(AccessToken { token: Secret::new(format!("t{n}")), expires_at: Some(Instant::now() + self.lifetime) })
         }
     }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_refresh() {
-        let cache = Arc::new(TokenCache::new(SlowCounter {
-            calls: AtomicUsize::new(0),
-            lifetime: Duration::from_secs(3600),
-        }));
+        let cache =
+            Arc::new(TokenCache::new(SlowCounter { calls: AtomicUsize::new(0), lifetime: Duration::from_secs(3600) }));
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let c = cache.clone();
@@ -153,10 +141,7 @@ mod tests {
     #[tokio::test]
     async fn tokens_inside_the_margin_are_refreshed_early() {
         let cache = TokenCache::with_margin(
-            SlowCounter {
-                calls: AtomicUsize::new(0),
-                lifetime: Duration::from_secs(30),
-            },
+            SlowCounter { calls: AtomicUsize::new(0), lifetime: Duration::from_secs(30) },
             Duration::from_secs(60),
         );
         assert_eq!(cache.token().await.unwrap().expose(), "t0");
@@ -165,10 +150,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalidating_a_stale_token_does_not_drop_the_new_one() {
-        let cache = TokenCache::new(SlowCounter {
-            calls: AtomicUsize::new(0),
-            lifetime: Duration::from_secs(3600),
-        });
+        let cache = TokenCache::new(SlowCounter { calls: AtomicUsize::new(0), lifetime: Duration::from_secs(3600) });
         let old = cache.token().await.unwrap();
         cache.invalidate(&old).await;
         let new = cache.token().await.unwrap();

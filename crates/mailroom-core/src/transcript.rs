@@ -139,11 +139,7 @@ mod tests {
             transcript.client(&"x".repeat(2000));
         }
         assert_eq!(transcript.lines().len(), Transcript::MAX_LINES);
-        assert!(
-            transcript
-                .to_string()
-                .ends_with("-- 7 more lines not kept\n")
-        );
+        assert!(transcript.to_string().ends_with("-- 7 more lines not kept\n"));
         assert!(transcript.lines()[3].text.chars().count() <= Transcript::MAX_LINE_CHARS + 1);
     }
 }

@@ -103,11 +103,6 @@ impl ProbeReport {
         elapsed: Duration,
         detail: impl Into<String>,
     ) {
-        self.steps.push(ProbeStep {
-            name: name.into(),
-            outcome,
-            elapsed,
-            detail: detail.into(),
-        });
+        self.steps.push(ProbeStep { name: name.into(), outcome, elapsed, detail: detail.into() });
     }
 }

@@ -1,9 +1,33 @@
-//! mailroom's Web Mail (SMTP) driver — being built (issue "Web Mail (SMTP) driver").
+//! mailroom's Web Mail (SMTP) driver: sends the Company Email's messages through any SMTP server and classifies every failure.
 //!
-//! It will hold lettre's SMTP client on a socket it owns (TCP_NODELAY, implicit TLS and
-//! STARTTLS with rustls), a deadline on every protocol step, its own connection pool, AUTH
-//! PLAIN/LOGIN/XOAUTH2, classification of replies and I/O errors into
-//! `mailroom_core::ErrorKind`, a redacted transcript, and a step-by-step probe.
+//! Built on lettre's SMTP protocol pieces (AUTH mechanisms, addresses) on a socket this crate
+//! owns, because the stock client falls into the traps measured in DESIGN.md §6:
+//!
+//! - TCP_NODELAY is set, so a message does not wait ~40 ms for a delayed ACK;
+//! - every step (DNS, connect, greeting, EHLO, STARTTLS, TLS handshake, AUTH, MAIL, RCPT,
+//!   DATA, final reply) has its own deadline: a STARTTLS client on an implicit-TLS port fails
+//!   in `timeout_secs`, it does not hang;
+//! - STARTTLS and implicit TLS use rustls with the aws-lc-rs provider, trusting Mozilla's
+//!   roots plus the config's `ca_file`;
+//! - pooled connections are checked before reuse without a round trip, and a stale one is
+//!   replaced transparently (the message was not handed over yet);
+//! - RSET, MAIL, RCPT and DATA are pipelined when the server offers PIPELINING;
+//! - multi-line replies are kept whole; XOAUTH2's error challenge is answered and the token
+//!   refreshed once; AUTH is never sent in clear text except to loopback or when allowed.
+//!
+//! Errors are [`SmtpError`] internally and [`mailroom_core::SendError`] outside, with the
+//! config field to change and a redacted transcript.
+
+mod error;
+mod probe;
+mod reply;
+mod session;
+mod tls;
+mod transport;
+
+pub use error::{SmtpError, Step, TlsFailure};
+pub use reply::Reply;
+pub use transport::{SmtpTransport, SmtpTransportBuilder};
 
 /// Whether this build contains a working SMTP driver.
-pub const AVAILABLE: bool = false;
+pub const AVAILABLE: bool = true;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use mailroom_core::config::{ConfigIssue, ConfigProblems, LoadedConfig, Severity};
 use mailroom_core::{
-    CompanyEmail, Mailbox, MessageDraft, SendError, SendReceipt, ServiceConfig, ServiceKind,
-    Transport,
+    CompanyEmail, Mailbox, MessageDraft, SendError, SendReceipt, ServiceConfig, ServiceKind, Transport,
 };
 
 /// Why a config file could not be turned into a config.
@@ -56,13 +55,9 @@ impl std::error::Error for LoadError {}
 /// println!("sending as {}", loaded.config.sender);
 /// ```
 pub fn load_config_file(path: &Path) -> Result<LoadedConfig, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    load_config_text(&text, path.parent().unwrap_or(Path::new(".")), &|name| {
-        std::env::var(name).ok()
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
+    load_config_text(&text, path.parent().unwrap_or(Path::new(".")), &|name| std::env::var(name).ok())
 }
 
 /// [`load_config_file`] on text already read, with an explicit environment and base folder.
@@ -93,26 +88,21 @@ pub fn load_config_text(
         *path = base.join(&*path);
         match std::fs::read_to_string(&*path) {
             Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
-            Ok(_) => errors.push(issue(field, format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----): point it at the CA certificate file", path.display()))),
+            Ok(_) => errors.push(issue(
+                field,
+                format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----): point it at the CA certificate file",
+                    path.display()
+                ),
+            )),
             Err(e) => errors.push(issue(field, format!("cannot read {}: {e}", path.display()))),
         }
     }
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(LoadError::Invalid {
-            errors,
-            warnings: loaded.warnings,
-        })
-    }
+    if errors.is_empty() { Ok(loaded) } else { Err(LoadError::Invalid { errors, warnings: loaded.warnings }) }
 }
 
 fn issue(field: &'static str, message: String) -> ConfigIssue {
-    ConfigIssue {
-        field,
-        message,
-        severity: Severity::Error,
-    }
+    ConfigIssue { field, message, severity: Severity::Error }
 }
 
 /// A service type whose driver is not part of this build.
@@ -129,35 +119,33 @@ impl std::fmt::Display for DriverUnavailable {
             ServiceKind::Exchange => "Exchange (EWS)",
             ServiceKind::EmailServices => "Email Services (Gmail API)",
         };
-        write!(
-            f,
-            "the config is valid, but this build of mailroom has no {name} driver yet: nothing was sent"
-        )
+        write!(f, "the config is valid, but this build of mailroom has no {name} driver yet: nothing was sent")
     }
 }
 
 impl std::error::Error for DriverUnavailable {}
 
-/// The transport a config asks for.
-pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, DriverUnavailable> {
-    match &config.service {
-        ServiceConfig::WebMail(smtp) => connect_web_mail(config, smtp),
-        ServiceConfig::Exchange(_) => Err(DriverUnavailable {
-            service: ServiceKind::Exchange,
-        }),
-        ServiceConfig::EmailServices(_) => Err(DriverUnavailable {
-            service: ServiceKind::EmailServices,
-        }),
-    }
+/// Why no transport could be made for a config.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The service's driver is not in this build (exit 2 in the CLI).
+    Unavailable(DriverUnavailable),
+    /// The driver refused the config (e.g. an unreadable `ca_file`): a classified error.
+    Failed(SendError),
 }
 
-fn connect_web_mail(
-    _config: &CompanyEmail,
-    _smtp: &mailroom_core::SmtpConfig,
-) -> Result<Arc<dyn Transport>, DriverUnavailable> {
-    Err(DriverUnavailable {
-        service: ServiceKind::WebMail,
-    })
+/// The transport a config asks for. No connection is made until the first send or probe.
+pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, TransportError> {
+    let unavailable = |service| Err(TransportError::Unavailable(DriverUnavailable { service }));
+    match &config.service {
+        ServiceConfig::WebMail(smtp) => {
+            let transport =
+                mailroom_smtp::SmtpTransport::new(config.sender.clone(), smtp).map_err(TransportError::Failed)?;
+            Ok(Arc::new(transport))
+        }
+        ServiceConfig::Exchange(_) => unavailable(ServiceKind::Exchange),
+        ServiceConfig::EmailServices(_) => unavailable(ServiceKind::EmailServices),
+    }
 }
 
 /// The test mail `validate` sends: from the Company Email to `to` (default: the sender itself).
@@ -207,8 +195,5 @@ pub async fn validate(
 ) -> Result<ValidatedConfig, SendError> {
     let message = test_message(config, to);
     let receipt = transport.send(&message).await?;
-    Ok(ValidatedConfig {
-        text: config_text.to_owned(),
-        receipt,
-    })
+    Ok(ValidatedConfig { text: config_text.to_owned(), receipt })
 }

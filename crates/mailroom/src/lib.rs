@@ -6,6 +6,6 @@ pub mod cli;
 mod facade;
 
 pub use facade::{
-    DriverUnavailable, LoadError, ValidatedConfig, load_config_file, load_config_text,
-    test_message, transport_for, validate,
+    DriverUnavailable, LoadError, ValidatedConfig, load_config_file, load_config_text, test_message, transport_for,
+    validate,
 };

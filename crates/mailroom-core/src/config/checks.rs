@@ -8,9 +8,7 @@ pub fn is_loopback_host(host: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
         return true;
     }
-    host.parse::<IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
+    host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 /// Checks one DNS label (letters, digits, hyphens; 1–63 chars; no leading/trailing hyphen).
@@ -19,9 +17,7 @@ fn is_valid_label(label: &str) -> bool {
         && label.len() <= 63
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Strips `scheme://`, a path, a port and a `user@` part, to suggest the bare host someone meant.
@@ -77,9 +73,7 @@ pub fn check_server_host(input: &str) -> Result<(), String> {
         return Ok(());
     }
     if host.contains(char::is_whitespace) {
-        return Err(format!(
-            "\"{host}\" contains spaces: a server name has none"
-        ));
+        return Err(format!("\"{host}\" contains spaces: a server name has none"));
     }
     let name = host.strip_suffix('.').unwrap_or(host);
     if name.len() > 253 {
@@ -105,9 +99,7 @@ pub fn check_server_host(input: &str) -> Result<(), String> {
 pub fn check_exchange_domain(input: &str) -> Result<(), String> {
     let entered = input.trim();
     if entered.is_empty() {
-        return Err(
-            "You left it empty: enter your company's mail domain, e.g. company.com.".into(),
-        );
+        return Err("You left it empty: enter your company's mail domain, e.g. company.com.".into());
     }
     if entered.contains('\\') && !entered.contains('/') {
         let (netbios, user) = entered.split_once('\\').unwrap_or((entered, ""));
@@ -122,19 +114,14 @@ pub fn check_exchange_domain(input: &str) -> Result<(), String> {
     }
     let bare = bare_host(entered);
     if bare != entered {
-        let suggestion = if bare.is_empty() || !bare.contains('.') {
-            "company.com".to_owned()
-        } else {
-            bare.to_ascii_lowercase()
-        };
+        let suggestion =
+            if bare.is_empty() || !bare.contains('.') { "company.com".to_owned() } else { bare.to_ascii_lowercase() };
         return Err(format!(
             "You entered \"{entered}\": enter {suggestion}, not {entered} (the domain alone, without scheme, path, port or user name)."
         ));
     }
     if entered.contains(char::is_whitespace) {
-        return Err(format!(
-            "You entered \"{entered}\", which contains spaces: enter a domain like company.com."
-        ));
+        return Err(format!("You entered \"{entered}\", which contains spaces: enter a domain like company.com."));
     }
     if !entered.contains('.') {
         return Err(format!(
@@ -144,23 +131,15 @@ pub fn check_exchange_domain(input: &str) -> Result<(), String> {
     }
     let name = entered.strip_suffix('.').unwrap_or(entered);
     if name.len() > 253 {
-        return Err(
-            "The domain is longer than 253 characters: enter a domain like company.com.".into(),
-        );
+        return Err("The domain is longer than 253 characters: enter a domain like company.com.".into());
     }
     if let Some(bad) = name.split('.').find(|label| !is_valid_label(label)) {
         return Err(format!(
             "You entered \"{entered}\": the part \"{bad}\" is not valid in a domain (letters, digits and hyphens only): enter a domain like company.com."
         ));
     }
-    if name
-        .split('.')
-        .next_back()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(format!(
-            "You entered \"{entered}\", an IP address: enter the mail domain, e.g. company.com."
-        ));
+    if name.split('.').next_back().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("You entered \"{entered}\", an IP address: enter the mail domain, e.g. company.com."));
     }
     Ok(())
 }
@@ -188,18 +167,14 @@ pub fn check_endpoint(input: &str) -> Result<url::Url, String> {
             ));
         }
         other => {
-            return Err(format!(
-                "\"{input}\" uses the {other}: scheme: use https://"
-            ));
+            return Err(format!("\"{input}\" uses the {other}: scheme: use https://"));
         }
     }
     if host.is_empty() {
         return Err(format!("\"{input}\" has no host name"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "must not contain a user name or password: put them in their own fields".into(),
-        );
+        return Err("must not contain a user name or password: put them in their own fields".into());
     }
     Ok(url)
 }
@@ -211,9 +186,7 @@ pub fn check_address(input: &str) -> Result<lettre::Address, String> {
         return Err("is empty: enter an address like erp@company.com".into());
     }
     if trimmed.contains('<') || trimmed.contains('>') {
-        return Err(format!(
-            "\"{input}\": enter the bare address (erp@company.com); the name goes in display_name"
-        ));
+        return Err(format!("\"{input}\": enter the bare address (erp@company.com); the name goes in display_name"));
     }
     trimmed
         .parse::<lettre::Address>()
@@ -224,10 +197,7 @@ pub fn check_address(input: &str) -> Result<lettre::Address, String> {
 pub fn check_no_control_chars(input: &str) -> Result<(), String> {
     match input.chars().find(|c| c.is_control()) {
         Some('\r' | '\n') => Err("contains a line break: enter it on one line".into()),
-        Some(c) => Err(format!(
-            "contains the control character U+{:04X}: remove it",
-            c as u32
-        )),
+        Some(c) => Err(format!("contains the control character U+{:04X}: remove it", c as u32)),
         None => Ok(()),
     }
 }
@@ -239,23 +209,12 @@ mod tests {
 
     #[test]
     fn exchange_domain_rule_accepts_the_company_form_only() {
-        for good in [
-            "company.com",
-            "mail.company.co.uk",
-            "a-b.example",
-            "company.com.",
-        ] {
+        for good in ["company.com", "mail.company.co.uk", "a-b.example", "company.com."] {
             assert!(check_exchange_domain(good).is_ok(), "{good}");
         }
         let cases = [
-            (
-                "https://company.com/",
-                "enter company.com, not https://company.com/",
-            ),
-            (
-                "http://company.com",
-                "enter company.com, not http://company.com",
-            ),
+            ("https://company.com/", "enter company.com, not https://company.com/"),
+            ("http://company.com", "enter company.com, not http://company.com"),
             ("company.com/owa", "enter company.com, not company.com/owa"),
             ("erp@company.com", "enter company.com, not erp@company.com"),
             ("COMPANY\\erp", "NetBIOS name \"COMPANY\""),
@@ -277,39 +236,16 @@ mod tests {
         assert!(check_server_host("smtp.office365.com").is_ok());
         assert!(check_server_host("::1").is_ok());
         assert!(check_server_host("[::1]").is_ok());
-        assert!(
-            check_server_host("smtp.gmail.com:587")
-                .unwrap_err()
-                .contains("port goes in the port field")
-        );
-        assert!(
-            check_server_host("erp@gmail.com")
-                .unwrap_err()
-                .contains("email address")
-        );
-        assert!(
-            check_server_host("smtp gmail.com")
-                .unwrap_err()
-                .contains("spaces")
-        );
-        assert!(
-            check_server_host(" smtp.gmail.com")
-                .unwrap_err()
-                .contains("spaces around")
-        );
+        assert!(check_server_host("smtp.gmail.com:587").unwrap_err().contains("port goes in the port field"));
+        assert!(check_server_host("erp@gmail.com").unwrap_err().contains("email address"));
+        assert!(check_server_host("smtp gmail.com").unwrap_err().contains("spaces"));
+        assert!(check_server_host(" smtp.gmail.com").unwrap_err().contains("spaces around"));
         assert!(check_server_host("smtp..gmail.com").is_err());
     }
 
     #[test]
     fn loopback_detection() {
-        for host in [
-            "localhost",
-            "127.0.0.1",
-            "127.8.9.1",
-            "::1",
-            "[::1]",
-            "mail.localhost",
-        ] {
+        for host in ["localhost", "127.0.0.1", "127.8.9.1", "::1", "[::1]", "mail.localhost"] {
             assert!(is_loopback_host(host), "{host}");
         }
         for host in ["10.0.0.1", "example.com", "localhost.example.com", "::2"] {

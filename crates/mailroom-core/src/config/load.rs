@@ -7,10 +7,7 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use super::checks;
-use super::{
-    CompanyEmail, DEFAULT_TIMEOUT, EwsAuth, EwsConfig, GmailConfig, ServiceConfig, SmtpConfig,
-    TlsMode,
-};
+use super::{CompanyEmail, DEFAULT_TIMEOUT, EwsAuth, EwsConfig, GmailConfig, ServiceConfig, SmtpConfig, TlsMode};
 use crate::error::{ErrorKind, SendError};
 use crate::provider::Provider;
 use crate::secret::Secret;
@@ -58,14 +55,7 @@ pub const FIELDS: &[&str] = &[
     "email_services.timeout_secs",
 ];
 
-const TOP_KEYS: &[&str] = &[
-    "service",
-    "email_address",
-    "display_name",
-    "web_mail",
-    "exchange",
-    "email_services",
-];
+const TOP_KEYS: &[&str] = &["service", "email_address", "display_name", "web_mail", "exchange", "email_services"];
 
 /// Google's OAuth2 authorization endpoint.
 pub const GOOGLE_AUTH_URI: &str = "https://accounts.google.com/o/oauth2/v2/auth";
@@ -142,9 +132,7 @@ impl ConfigProblems {
     /// The first error as an `invalid_config` [`SendError`] (a syntax error has no field).
     pub fn first_error(&self) -> SendError {
         match self {
-            ConfigProblems::Syntax { .. } => {
-                SendError::new(ErrorKind::InvalidConfig, self.to_string())
-            }
+            ConfigProblems::Syntax { .. } => SendError::new(ErrorKind::InvalidConfig, self.to_string()),
             ConfigProblems::Invalid { errors, .. } => errors
                 .first()
                 .map(ConfigIssue::to_send_error)
@@ -156,11 +144,7 @@ impl ConfigProblems {
 impl std::fmt::Display for ConfigProblems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConfigProblems::Syntax {
-                message,
-                line: Some(line),
-                column,
-            } => {
+            ConfigProblems::Syntax { message, line: Some(line), column } => {
                 write!(f, "the config is not valid TOML at line {line}")?;
                 if let Some(column) = column {
                     write!(f, ", column {column}")?;
@@ -223,54 +207,31 @@ struct Loader<'e> {
 
 impl Loader<'_> {
     fn error(&mut self, field: &'static str, message: impl Into<String>) {
-        self.issues.push(ConfigIssue {
-            field,
-            message: message.into(),
-            severity: Severity::Error,
-        });
+        self.issues.push(ConfigIssue { field, message: message.into(), severity: Severity::Error });
     }
 
     fn warn(&mut self, field: &'static str, message: impl Into<String>) {
-        self.issues.push(ConfigIssue {
-            field,
-            message: message.into(),
-            severity: Severity::Warning,
-        });
+        self.issues.push(ConfigIssue { field, message: message.into(), severity: Severity::Warning });
     }
 
     fn has_error(&self, field: &'static str) -> bool {
-        self.issues
-            .iter()
-            .any(|i| i.field == field && i.severity == Severity::Error)
+        self.issues.iter().any(|i| i.field == field && i.severity == Severity::Error)
     }
 
     fn check_unknown_keys(&mut self, section: &Section<'_>, allowed: &[&str]) {
-        let anchor = if section.name.is_empty() {
-            "service"
-        } else {
-            section.name
-        };
+        let anchor = if section.name.is_empty() { "service" } else { section.name };
         let anchor = field("", anchor);
         for key in section.table.keys() {
             if allowed.contains(&key.as_str()) {
                 continue;
             }
-            let place = if section.name.is_empty() {
-                String::new()
-            } else {
-                format!(" in [{}]", section.name)
-            };
-            let closest = allowed
-                .iter()
-                .min_by_key(|candidate| edit_distance(key, candidate));
+            let place = if section.name.is_empty() { String::new() } else { format!(" in [{}]", section.name) };
+            let closest = allowed.iter().min_by_key(|candidate| edit_distance(key, candidate));
             let message = match closest {
                 Some(candidate) if edit_distance(key, candidate) <= 2 => {
                     format!("unknown setting \"{key}\"{place}: did you mean \"{candidate}\"?")
                 }
-                _ => format!(
-                    "unknown setting \"{key}\"{place}: the known ones are {}",
-                    allowed.join(", ")
-                ),
+                _ => format!("unknown setting \"{key}\"{place}: the known ones are {}", allowed.join(", ")),
             };
             self.error(anchor, message);
         }
@@ -280,13 +241,7 @@ impl Loader<'_> {
         let name = field(section.name, key);
         let value = section.table.get(key)?;
         let Some(text) = value.as_str() else {
-            self.error(
-                name,
-                format!(
-                    "must be text in quotes, e.g. {key} = \"…\" (found {})",
-                    value.type_str()
-                ),
-            );
+            self.error(name, format!("must be text in quotes, e.g. {key} = \"…\" (found {})", value.type_str()));
             return None;
         };
         if let Err(message) = checks::check_no_control_chars(text) {
@@ -296,12 +251,7 @@ impl Loader<'_> {
         Some(text.to_owned())
     }
 
-    fn required_string(
-        &mut self,
-        section: &Section<'_>,
-        key: &str,
-        example: &str,
-    ) -> Option<String> {
+    fn required_string(&mut self, section: &Section<'_>, key: &str, example: &str) -> Option<String> {
         let value = self.string(section, key);
         let name = field(section.name, key);
         match value {
@@ -323,13 +273,7 @@ impl Loader<'_> {
             None => default,
             Some(toml::Value::Boolean(value)) => *value,
             Some(other) => {
-                self.error(
-                    name,
-                    format!(
-                        "must be true or false, without quotes (found {})",
-                        describe(other)
-                    ),
-                );
+                self.error(name, format!("must be true or false, without quotes (found {})", describe(other)));
                 default
             }
         }
@@ -348,29 +292,16 @@ impl Loader<'_> {
             toml::Value::Integer(value) => {
                 self.error(
                     name,
-                    format!(
-                        "{value} is out of range: enter a number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("{value} is out of range: enter a number from {} to {}", range.start(), range.end()),
                 );
                 None
             }
             toml::Value::String(text) if text.trim().parse::<i64>().is_ok() => {
-                self.error(
-                    name,
-                    format!("must be a number without quotes: {key} = {}", text.trim()),
-                );
+                self.error(name, format!("must be a number without quotes: {key} = {}", text.trim()));
                 None
             }
             other => {
-                self.error(
-                    name,
-                    format!(
-                        "must be a whole number, e.g. {key} = {example} (found {})",
-                        describe(other)
-                    ),
-                );
+                self.error(name, format!("must be a whole number, e.g. {key} = {example} (found {})", describe(other)));
                 None
             }
         }
@@ -385,10 +316,7 @@ impl Loader<'_> {
     fn path(&mut self, section: &Section<'_>, key: &str) -> Option<PathBuf> {
         let value = self.string(section, key)?;
         if value.trim().is_empty() {
-            self.error(
-                field(section.name, key),
-                "is empty: remove it or enter a file path",
-            );
+            self.error(field(section.name, key), "is empty: remove it or enter a file path");
             return None;
         }
         Some(PathBuf::from(value))
@@ -402,18 +330,12 @@ impl Loader<'_> {
         let has_inline = section.table.contains_key(key);
         let has_env = section.table.contains_key(env_key.as_str());
         if has_inline && has_env {
-            self.error(
-                inline_name,
-                format!("set either {key} or {env_key}, not both"),
-            );
+            self.error(inline_name, format!("set either {key} or {env_key}, not both"));
             return None;
         }
         if has_inline {
             let Some(value) = section.table.get(key).and_then(toml::Value::as_str) else {
-                self.error(
-                    inline_name,
-                    format!("must be text in quotes: {key} = \"…\""),
-                );
+                self.error(inline_name, format!("must be text in quotes: {key} = \"…\""));
                 return None;
             };
             if let Err(message) = checks::check_no_control_chars(value) {
@@ -421,10 +343,7 @@ impl Loader<'_> {
                 return None;
             }
             if value.is_empty() {
-                self.error(
-                    inline_name,
-                    format!("is empty: enter the {key}, or use {env_key}"),
-                );
+                self.error(inline_name, format!("is empty: enter the {key}, or use {env_key}"));
                 return None;
             }
             self.warn(
@@ -437,9 +356,7 @@ impl Loader<'_> {
             let variable = self.string(section, &env_key)?;
             let valid_name = !variable.is_empty()
                 && !variable.starts_with(|c: char| c.is_ascii_digit())
-                && variable
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid_name {
                 self.error(env_name, format!("\"{variable}\" is not an environment variable name: use letters, digits and underscores, e.g. MAILROOM_PASSWORD"));
                 return None;
@@ -453,12 +370,7 @@ impl Loader<'_> {
                     Some(Secret::new(value))
                 }
                 Some(_) => {
-                    self.error(
-                        env_name,
-                        format!(
-                            "the environment variable {variable} is empty: set it to the {key}"
-                        ),
-                    );
+                    self.error(env_name, format!("the environment variable {variable} is empty: set it to the {key}"));
                     None
                 }
                 None => {
@@ -474,10 +386,7 @@ impl Loader<'_> {
         match root.get(name)? {
             toml::Value::Table(table) => Some(Section { name, table }),
             other => {
-                self.error(
-                    field("", name),
-                    format!("must be a [{name}] section (found {})", describe(other)),
-                );
+                self.error(field("", name), format!("must be a [{name}] section (found {})", describe(other)));
                 None
             }
         }
@@ -491,10 +400,7 @@ fn describe(value: &toml::Value) -> String {
     }
 }
 
-pub(super) fn load(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<LoadedConfig, ConfigProblems> {
+pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<LoadedConfig, ConfigProblems> {
     let root: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, column) = match e.span() {
             Some(span) => {
@@ -505,40 +411,19 @@ pub(super) fn load(
             }
             None => (None, None),
         };
-        ConfigProblems::Syntax {
-            message: e.message().to_owned(),
-            line,
-            column,
-        }
+        ConfigProblems::Syntax { message: e.message().to_owned(), line, column }
     })?;
 
-    let mut loader = Loader {
-        issues: Vec::new(),
-        env,
-    };
-    let top = Section {
-        name: "",
-        table: &root,
-    };
+    let mut loader = Loader { issues: Vec::new(), env };
+    let top = Section { name: "", table: &root };
     loader.check_unknown_keys(&top, TOP_KEYS);
 
-    let service = loader.required_string(
-        &top,
-        "service",
-        "\"web_mail\" (or \"exchange\", \"email_services\")",
-    );
+    let service = loader.required_string(&top, "service", "\"web_mail\" (or \"exchange\", \"email_services\")");
     let address = loader
         .required_string(&top, "email_address", "\"erp@company.com\"")
-        .and_then(|text| {
-            checks::check_address(&text)
-                .map_err(|m| loader.error(field("", "email_address"), m))
-                .ok()
-        });
+        .and_then(|text| checks::check_address(&text).map_err(|m| loader.error(field("", "email_address"), m)).ok());
     let display_name = loader.string(&top, "display_name");
-    if display_name
-        .as_ref()
-        .is_some_and(|name| name.chars().count() > 200)
-    {
+    if display_name.as_ref().is_some_and(|name| name.chars().count() > 200) {
         loader.error(
             field("", "display_name"),
             "is longer than 200 characters: use a short name such as \"Company ERP\"",
@@ -550,26 +435,24 @@ pub(super) fn load(
     let email_services = loader.section(&root, "email_services");
 
     let service_config = match service.as_deref() {
-        Some("web_mail") => {
-            load_required(&mut loader, web_mail, "web_mail", load_smtp).map(ServiceConfig::WebMail)
-        }
-        Some("exchange") => {
-            load_required(&mut loader, exchange, "exchange", load_ews).map(ServiceConfig::Exchange)
-        }
+        Some("web_mail") => load_required(&mut loader, web_mail, "web_mail", load_smtp).map(ServiceConfig::WebMail),
+        Some("exchange") => load_required(&mut loader, exchange, "exchange", load_ews).map(ServiceConfig::Exchange),
         Some("email_services") => {
-            load_required(&mut loader, email_services, "email_services", load_gmail)
-                .map(ServiceConfig::EmailServices)
+            load_required(&mut loader, email_services, "email_services", load_gmail).map(ServiceConfig::EmailServices)
         }
         Some(other) => {
             let hint = match other.to_ascii_lowercase().replace([' ', '-'], "_").as_str() {
                 "webmail" | "web_mail" | "smtp" => " (did you mean \"web_mail\"?)",
                 "ews" | "exchange" => " (did you mean \"exchange\"?)",
-                "gmail" | "email_services" | "emailservices" => {
-                    " (did you mean \"email_services\"?)"
-                }
+                "gmail" | "email_services" | "emailservices" => " (did you mean \"email_services\"?)",
                 _ => "",
             };
-            loader.error(field("", "service"), format!("\"{other}\" is not a service type{hint}: use \"web_mail\", \"exchange\" or \"email_services\""));
+            loader.error(
+                field("", "service"),
+                format!(
+                    "\"{other}\" is not a service type{hint}: use \"web_mail\", \"exchange\" or \"email_services\""
+                ),
+            );
             None
         }
         None => None,
@@ -581,22 +464,14 @@ pub(super) fn load(
             ("exchange", exchange.is_some()),
             ("email_services", email_services.is_some()),
         ] {
-            if present
-                && name != chosen
-                && ["web_mail", "exchange", "email_services"].contains(&chosen)
-            {
-                loader.warn(
-                    field("", name),
-                    format!("[{name}] is ignored because service = \"{chosen}\""),
-                );
+            if present && name != chosen && ["web_mail", "exchange", "email_services"].contains(&chosen) {
+                loader.warn(field("", name), format!("[{name}] is ignored because service = \"{chosen}\""));
             }
         }
     }
 
-    let (errors, warnings): (Vec<_>, Vec<_>) = loader
-        .issues
-        .into_iter()
-        .partition(|issue| issue.severity == Severity::Error);
+    let (errors, warnings): (Vec<_>, Vec<_>) =
+        loader.issues.into_iter().partition(|issue| issue.severity == Severity::Error);
     match (address, service_config) {
         (Some(address), Some(service)) if errors.is_empty() => Ok(LoadedConfig {
             config: CompanyEmail {
@@ -618,10 +493,7 @@ fn load_required<T>(
     match section {
         Some(section) => read(loader, &section),
         None => {
-            loader.error(
-                field("", name),
-                format!("service = \"{name}\" needs a [{name}] section with its settings"),
-            );
+            loader.error(field("", name), format!("service = \"{name}\" needs a [{name}] section with its settings"));
             None
         }
     }
@@ -642,23 +514,18 @@ const SMTP_KEYS: &[&str] = &[
 
 fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfig> {
     loader.check_unknown_keys(section, SMTP_KEYS);
-    let server = loader
-        .required_string(section, "server", "\"smtp.company.com\"")
-        .filter(|server| match checks::check_server_host(server) {
+    let server = loader.required_string(section, "server", "\"smtp.company.com\"").filter(|server| {
+        match checks::check_server_host(server) {
             Ok(()) => true,
             Err(message) => {
                 loader.error(field("web_mail", "server"), message);
                 false
             }
-        });
-    let port = loader
-        .integer(section, "port", 1..=65535, 587)
-        .map(|p| p as u16);
+        }
+    });
+    let port = loader.integer(section, "port", 1..=65535, 587).map(|p| p as u16);
     if !section.table.contains_key("port") {
-        loader.error(
-            field("web_mail", "port"),
-            "is missing: add port = 587 (STARTTLS) or port = 465 (implicit TLS)",
-        );
+        loader.error(field("web_mail", "port"), "is missing: add port = 587 (STARTTLS) or port = 465 (implicit TLS)");
     }
     let enable_ssl = loader.boolean(section, "enable_ssl", true);
     let explicit_tls = loader.string(section, "tls").and_then(|tls| match tls.as_str() {
@@ -666,13 +533,16 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         "implicit" => Some(TlsMode::Implicit),
         "none" => Some(TlsMode::None),
         other => {
-            loader.error(field("web_mail", "tls"), format!("\"{other}\" is not a TLS mode: use \"starttls\" (port 587), \"implicit\" (port 465) or \"none\""));
+            loader.error(
+                field("web_mail", "tls"),
+                format!(
+                    "\"{other}\" is not a TLS mode: use \"starttls\" (port 587), \"implicit\" (port 465) or \"none\""
+                ),
+            );
             None
         }
     });
-    let username = loader
-        .string(section, "username")
-        .filter(|u| !u.trim().is_empty());
+    let username = loader.string(section, "username").filter(|u| !u.trim().is_empty());
     let password = loader.secret(section, "password");
     let ca_file = loader.path(section, "ca_file");
     let timeout = loader.timeout(section);
@@ -685,10 +555,7 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
     {
         loader.warn(
             field("web_mail", "tls"),
-            format!(
-                "tls = \"{}\" overrides enable_ssl = {enable_ssl}",
-                explicit.as_str()
-            ),
+            format!("tls = \"{}\" overrides enable_ssl = {enable_ssl}", explicit.as_str()),
         );
     }
     match (tls, port) {
@@ -698,42 +565,35 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         _ => {}
     }
     match (&username, &password) {
-        (None, Some(_)) => loader.error(field("web_mail", "username"), "a password is set but no user name: add username = \"erp@company.com\" (usually the full email address)"),
-        (Some(_), None) if !loader.has_error(field("web_mail", "password_env")) && !loader.has_error(field("web_mail", "password")) => {
-            loader.error(field("web_mail", "password"), "a user name is set but no password: add password_env = \"MAILROOM_PASSWORD\" (or password = \"…\")")
+        (None, Some(_)) => loader.error(
+            field("web_mail", "username"),
+            "a password is set but no user name: add username = \"erp@company.com\" (usually the full email address)",
+        ),
+        (Some(_), None)
+            if !loader.has_error(field("web_mail", "password_env"))
+                && !loader.has_error(field("web_mail", "password")) =>
+        {
+            loader.error(
+                field("web_mail", "password"),
+                "a user name is set but no password: add password_env = \"MAILROOM_PASSWORD\" (or password = \"…\")",
+            )
         }
         _ => {}
     }
     let server = server?;
-    if tls == TlsMode::None
-        && password.is_some()
-        && !allow_plaintext_auth
-        && !checks::is_loopback_host(&server)
-    {
+    if tls == TlsMode::None && password.is_some() && !allow_plaintext_auth && !checks::is_loopback_host(&server) {
         loader.error(
             field("web_mail", "enable_ssl"),
             format!("SSL is off but a password is set: mailroom will not send the password unencrypted to {server}. Turn enable_ssl on, or for a trusted internal relay set allow_plaintext_auth = true"),
         );
     }
-    if Provider::detect(&server).is_some_and(|p| p.preset().implicit_tls_port.is_none())
-        && port == 465
-    {
+    if Provider::detect(&server).is_some_and(|p| p.preset().implicit_tls_port.is_none()) && port == 465 {
         loader.warn(
             field("web_mail", "port"),
             format!("{server} does not offer port 465: use port 587 with enable_ssl = true"),
         );
     }
-    Some(SmtpConfig {
-        server,
-        port,
-        enable_ssl,
-        tls,
-        username,
-        password,
-        ca_file,
-        timeout,
-        allow_plaintext_auth,
-    })
+    Some(SmtpConfig { server, port, enable_ssl, tls, username, password, ca_file, timeout, allow_plaintext_auth })
 }
 
 const EWS_KEYS: &[&str] = &[
@@ -754,16 +614,8 @@ const EWS_KEYS: &[&str] = &[
 fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig> {
     loader.check_unknown_keys(section, EWS_KEYS);
     let uri = loader
-        .required_string(
-            section,
-            "uri",
-            "\"https://outlook.office365.com/EWS/Exchange.asmx\"",
-        )
-        .and_then(|uri| {
-            checks::check_endpoint(&uri)
-                .map_err(|m| loader.error(field("exchange", "uri"), m))
-                .ok()
-        });
+        .required_string(section, "uri", "\"https://outlook.office365.com/EWS/Exchange.asmx\"")
+        .and_then(|uri| checks::check_endpoint(&uri).map_err(|m| loader.error(field("exchange", "uri"), m)).ok());
     if let Some(uri) = &uri
         && !uri.path().to_ascii_lowercase().ends_with(".asmx")
     {
@@ -792,7 +644,10 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
         Some("ntlm") => EwsAuth::Ntlm,
         Some("oauth") => EwsAuth::Oauth,
         Some(other) => {
-            loader.error(field("exchange", "auth"), format!("\"{other}\" is not an authentication method: use \"basic\", \"ntlm\" or \"oauth\""));
+            loader.error(
+                field("exchange", "auth"),
+                format!("\"{other}\" is not an authentication method: use \"basic\", \"ntlm\" or \"oauth\""),
+            );
             EwsAuth::Basic
         }
     };
@@ -814,22 +669,26 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
         }
         EwsAuth::Oauth => {
             if client_id.is_none() {
-                loader.error(field("exchange", "client_id"), "auth = \"oauth\" needs the application (client) ID from the Azure app registration");
+                loader.error(
+                    field("exchange", "client_id"),
+                    "auth = \"oauth\" needs the application (client) ID from the Azure app registration",
+                );
             }
             if tenant.is_none() {
-                loader.error(field("exchange", "tenant"), "auth = \"oauth\" needs the tenant ID or domain, e.g. tenant = \"company.onmicrosoft.com\"");
+                loader.error(
+                    field("exchange", "tenant"),
+                    "auth = \"oauth\" needs the tenant ID or domain, e.g. tenant = \"company.onmicrosoft.com\"",
+                );
             }
-            if client_secret.is_none() && !loader.has_error(field("exchange", "client_secret_env"))
-            {
-                loader.error(field("exchange", "client_secret"), "auth = \"oauth\" needs client_secret_env = \"VARIABLE\" (or client_secret = \"…\")");
+            if client_secret.is_none() && !loader.has_error(field("exchange", "client_secret_env")) {
+                loader.error(
+                    field("exchange", "client_secret"),
+                    "auth = \"oauth\" needs client_secret_env = \"VARIABLE\" (or client_secret = \"…\")",
+                );
             }
         }
     }
-    if auth == EwsAuth::Basic
-        && uri
-            .as_ref()
-            .is_some_and(|u| u.host_str() == Some("outlook.office365.com"))
-    {
+    if auth == EwsAuth::Basic && uri.as_ref().is_some_and(|u| u.host_str() == Some("outlook.office365.com")) {
         loader.warn(
             field("exchange", "auth"),
             "Exchange Online turned Basic authentication off in 2022: use auth = \"oauth\"",
@@ -874,15 +733,8 @@ fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailCon
             format!("\"{other}\" is not supported: the only provider is \"gmail\""),
         ),
     }
-    let client_id = loader.required_string(
-        section,
-        "client_id",
-        "\"1234-abc.apps.googleusercontent.com\"",
-    );
-    if client_id
-        .as_deref()
-        .is_some_and(|id| !id.trim().ends_with(".apps.googleusercontent.com"))
-    {
+    let client_id = loader.required_string(section, "client_id", "\"1234-abc.apps.googleusercontent.com\"");
+    if client_id.as_deref().is_some_and(|id| !id.trim().ends_with(".apps.googleusercontent.com")) {
         loader.error(field("email_services", "client_id"), "is not a Google OAuth client ID: copy it from Google Cloud console → APIs & Services → Credentials; it ends in .apps.googleusercontent.com");
     }
     let client_secret = loader.secret(section, "client_secret");
@@ -890,15 +742,15 @@ fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailCon
         && !loader.has_error(field("email_services", "client_secret_env"))
         && !loader.has_error(field("email_services", "client_secret"))
     {
-        loader.error(field("email_services", "client_secret"), "is missing: add client_secret_env = \"MAILROOM_GOOGLE_SECRET\" (or client_secret = \"…\")");
+        loader.error(
+            field("email_services", "client_secret"),
+            "is missing: add client_secret_env = \"MAILROOM_GOOGLE_SECRET\" (or client_secret = \"…\")",
+        );
     }
     let refresh_token = loader.secret(section, "refresh_token");
     let token_file = loader.path(section, "token_file");
     if refresh_token.is_some() && token_file.is_some() {
-        loader.error(
-            field("email_services", "token_file"),
-            "set either token_file or refresh_token(_env), not both",
-        );
+        loader.error(field("email_services", "token_file"), "set either token_file or refresh_token(_env), not both");
     }
     if refresh_token.is_none()
         && token_file.is_none()
@@ -908,12 +760,8 @@ fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailCon
         loader.error(field("email_services", "refresh_token_env"), "no refresh token: add token_file = \"google-token.json\" and run `mailroom connect google --config FILE` to sign in and allow access");
     }
     let mut endpoint = |key: &str, default: &str| {
-        let value = loader
-            .string(section, key)
-            .unwrap_or_else(|| default.to_owned());
-        checks::check_endpoint(&value)
-            .map_err(|m| loader.error(field("email_services", key), m))
-            .ok()
+        let value = loader.string(section, key).unwrap_or_else(|| default.to_owned());
+        checks::check_endpoint(&value).map_err(|m| loader.error(field("email_services", key), m)).ok()
     };
     let auth_uri = endpoint("auth_uri", GOOGLE_AUTH_URI);
     let token_uri = endpoint("token_uri", GOOGLE_TOKEN_URI);

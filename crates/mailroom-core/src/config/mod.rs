@@ -43,10 +43,7 @@ impl CompanyEmail {
     /// let loaded = CompanyEmail::from_toml(toml, &|_| Some("app-password".into())).unwrap();
     /// assert_eq!(loaded.config.service.kind().as_str(), "web_mail");
     /// ```
-    pub fn from_toml(
-        text: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<LoadedConfig, ConfigProblems> {
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<LoadedConfig, ConfigProblems> {
         load::load(text, env)
     }
 

@@ -78,17 +78,13 @@ fn errors(text: &str) -> Vec<ConfigIssue> {
 }
 
 fn warnings(text: &str) -> Vec<ConfigIssue> {
-    load(text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
-        .warnings
+    load(text).unwrap_or_else(|e| panic!("{e}\n{text}")).warnings
 }
 
 fn assert_error(text: &str, field: &str, needle: &str) {
     let errors = errors(text);
     assert!(
-        errors
-            .iter()
-            .any(|e| e.field == field && e.message.contains(needle)),
+        errors.iter().any(|e| e.field == field && e.message.contains(needle)),
         "no {field} error containing {needle:?} in {errors:#?}"
     );
 }
@@ -96,50 +92,26 @@ fn assert_error(text: &str, field: &str, needle: &str) {
 #[test]
 fn the_three_examples_load() {
     let web = load(WEB_MAIL).unwrap();
-    let ServiceConfig::WebMail(smtp) = &web.config.service else {
-        panic!()
-    };
-    assert_eq!(
-        (smtp.server.as_str(), smtp.port, smtp.tls),
-        ("smtp.gmail.com", 587, TlsMode::Starttls)
-    );
-    assert_eq!(
-        smtp.password.as_ref().unwrap().expose(),
-        "sentinel-password-91"
-    );
+    let ServiceConfig::WebMail(smtp) = &web.config.service else { panic!() };
+    assert_eq!((smtp.server.as_str(), smtp.port, smtp.tls), ("smtp.gmail.com", 587, TlsMode::Starttls));
+    assert_eq!(smtp.password.as_ref().unwrap().expose(), "sentinel-password-91");
     assert_eq!(smtp.timeout, DEFAULT_TIMEOUT);
-    assert_eq!(
-        web.config.sender.to_string(),
-        "Company ERP <erp@company.com>"
-    );
+    assert_eq!(web.config.sender.to_string(), "Company ERP <erp@company.com>");
     assert!(web.warnings.is_empty(), "{:?}", web.warnings);
 
     let ews = load(EXCHANGE).unwrap();
-    let ServiceConfig::Exchange(ews) = &ews.config.service else {
-        panic!()
-    };
-    assert_eq!(
-        (ews.domain.as_str(), ews.auth),
-        ("company.com", EwsAuth::Basic)
-    );
+    let ServiceConfig::Exchange(ews) = &ews.config.service else { panic!() };
+    assert_eq!((ews.domain.as_str(), ews.auth), ("company.com", EwsAuth::Basic));
 
     let gmail = load(GMAIL).unwrap();
-    let ServiceConfig::EmailServices(gmail) = &gmail.config.service else {
-        panic!()
-    };
-    assert_eq!(
-        gmail.token_uri.as_str(),
-        "https://oauth2.googleapis.com/token"
-    );
+    let ServiceConfig::EmailServices(gmail) = &gmail.config.service else { panic!() };
+    assert_eq!(gmail.token_uri.as_str(), "https://oauth2.googleapis.com/token");
 }
 
 #[test]
 fn the_fixture_configs_load() {
     for name in ["web_mail.toml", "exchange.toml", "email_services.toml"] {
-        let path = format!(
-            "{}/../../fixtures/config/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../fixtures/config/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         load(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
@@ -147,55 +119,27 @@ fn the_fixture_configs_load() {
 
 #[test]
 fn top_level_fields() {
-    assert_error(
-        &with(WEB_MAIL, "service", Some("\"smtp\"")),
-        "service",
-        "did you mean \"web_mail\"",
-    );
+    assert_error(&with(WEB_MAIL, "service", Some("\"smtp\"")), "service", "did you mean \"web_mail\"");
     assert_error(&with(WEB_MAIL, "service", None), "service", "is missing");
-    assert_error(
-        &with(WEB_MAIL, "service", Some("3")),
-        "service",
-        "must be text",
-    );
+    assert_error(&with(WEB_MAIL, "service", Some("3")), "service", "must be text");
     assert_error(
         &with(WEB_MAIL, "email_address", Some("\"erp-at-company.com\"")),
         "email_address",
         "not an email address",
     );
     assert_error(
-        &with(
-            WEB_MAIL,
-            "email_address",
-            Some("\"Company <erp@company.com>\""),
-        ),
+        &with(WEB_MAIL, "email_address", Some("\"Company <erp@company.com>\"")),
         "email_address",
         "bare address",
     );
+    assert_error(&with(WEB_MAIL, "email_address", None), "email_address", "is missing");
+    assert_error(&with(WEB_MAIL, "display_name", Some("\"ERP\\r\\nBcc: x@y.z\"")), "display_name", "line break");
     assert_error(
-        &with(WEB_MAIL, "email_address", None),
-        "email_address",
-        "is missing",
-    );
-    assert_error(
-        &with(WEB_MAIL, "display_name", Some("\"ERP\\r\\nBcc: x@y.z\"")),
-        "display_name",
-        "line break",
-    );
-    assert_error(
-        &with(
-            WEB_MAIL,
-            "display_name",
-            Some(&format!("\"{}\"", "x".repeat(201))),
-        ),
+        &with(WEB_MAIL, "display_name", Some(&format!("\"{}\"", "x".repeat(201)))),
         "display_name",
         "longer than 200",
     );
-    assert_error(
-        &format!("colour = 1\n{WEB_MAIL}"),
-        "service",
-        "unknown setting \"colour\"",
-    );
+    assert_error(&format!("colour = 1\n{WEB_MAIL}"), "service", "unknown setting \"colour\"");
     assert_error(
         "service = \"exchange\"\nemail_address = \"erp@company.com\"",
         "exchange",
@@ -210,162 +154,61 @@ fn web_mail_fields() {
         "web_mail.server",
         "enter smtp.gmail.com, not smtp://smtp.gmail.com:587",
     );
-    assert_error(
-        &with(WEB_MAIL, "server", Some("\"\"")),
-        "web_mail.server",
-        "is empty",
-    );
-    assert_error(
-        &with(WEB_MAIL, "server", None),
-        "web_mail.server",
-        "is missing",
-    );
-    assert_error(
-        &with(WEB_MAIL, "port", Some("0")),
-        "web_mail.port",
-        "out of range",
-    );
-    assert_error(
-        &with(WEB_MAIL, "port", Some("65536")),
-        "web_mail.port",
-        "out of range",
-    );
-    assert_error(
-        &with(WEB_MAIL, "port", Some("\"587\"")),
-        "web_mail.port",
-        "without quotes",
-    );
-    assert_error(
-        &with(WEB_MAIL, "port", Some("587.5")),
-        "web_mail.port",
-        "whole number",
-    );
+    assert_error(&with(WEB_MAIL, "server", Some("\"\"")), "web_mail.server", "is empty");
+    assert_error(&with(WEB_MAIL, "server", None), "web_mail.server", "is missing");
+    assert_error(&with(WEB_MAIL, "port", Some("0")), "web_mail.port", "out of range");
+    assert_error(&with(WEB_MAIL, "port", Some("65536")), "web_mail.port", "out of range");
+    assert_error(&with(WEB_MAIL, "port", Some("\"587\"")), "web_mail.port", "without quotes");
+    assert_error(&with(WEB_MAIL, "port", Some("587.5")), "web_mail.port", "whole number");
     assert_error(&with(WEB_MAIL, "port", None), "web_mail.port", "is missing");
-    assert_error(
-        &with(WEB_MAIL, "enable_ssl", Some("\"yes\"")),
-        "web_mail.enable_ssl",
-        "true or false",
-    );
-    assert_error(
-        &with(WEB_MAIL, "tls", Some("\"ssl\"")),
-        "web_mail.tls",
-        "not a TLS mode",
-    );
-    assert_error(
-        &with(WEB_MAIL, "username", Some("\"erp\\n@company.com\"")),
-        "web_mail.username",
-        "line break",
-    );
-    assert_error(
-        &with(WEB_MAIL, "username", None),
-        "web_mail.username",
-        "no user name",
-    );
-    assert_error(
-        &with(WEB_MAIL, "password_env", None),
-        "web_mail.password",
-        "no password",
-    );
+    assert_error(&with(WEB_MAIL, "enable_ssl", Some("\"yes\"")), "web_mail.enable_ssl", "true or false");
+    assert_error(&with(WEB_MAIL, "tls", Some("\"ssl\"")), "web_mail.tls", "not a TLS mode");
+    assert_error(&with(WEB_MAIL, "username", Some("\"erp\\n@company.com\"")), "web_mail.username", "line break");
+    assert_error(&with(WEB_MAIL, "username", None), "web_mail.username", "no user name");
+    assert_error(&with(WEB_MAIL, "password_env", None), "web_mail.password", "no password");
     assert_error(
         &with(WEB_MAIL, "password_env", Some("\"NOT_SET_ANYWHERE\"")),
         "web_mail.password_env",
         "NOT_SET_ANYWHERE is not set",
     );
-    assert_error(
-        &with(WEB_MAIL, "password_env", Some("\"EMPTY\"")),
-        "web_mail.password_env",
-        "is empty",
-    );
+    assert_error(&with(WEB_MAIL, "password_env", Some("\"EMPTY\"")), "web_mail.password_env", "is empty");
     assert_error(
         &with(WEB_MAIL, "password_env", Some("\"1-bad name\"")),
         "web_mail.password_env",
         "not an environment variable name",
     );
-    assert_error(
-        &with(WEB_MAIL, "password", Some("\"inline\"")),
-        "web_mail.password",
-        "not both",
-    );
-    assert_error(
-        &with(WEB_MAIL, "ca_file", Some("\"\"")),
-        "web_mail.ca_file",
-        "is empty",
-    );
-    assert_error(
-        &with(WEB_MAIL, "timeout_secs", Some("0")),
-        "web_mail.timeout_secs",
-        "out of range",
-    );
-    assert_error(
-        &with(WEB_MAIL, "allow_plaintext_auth", Some("1")),
-        "web_mail.allow_plaintext_auth",
-        "true or false",
-    );
-    assert_error(
-        &with(WEB_MAIL, "pasword_env", Some("\"X\"")),
-        "web_mail",
-        "did you mean \"password_env\"",
-    );
+    assert_error(&with(WEB_MAIL, "password", Some("\"inline\"")), "web_mail.password", "not both");
+    assert_error(&with(WEB_MAIL, "ca_file", Some("\"\"")), "web_mail.ca_file", "is empty");
+    assert_error(&with(WEB_MAIL, "timeout_secs", Some("0")), "web_mail.timeout_secs", "out of range");
+    assert_error(&with(WEB_MAIL, "allow_plaintext_auth", Some("1")), "web_mail.allow_plaintext_auth", "true or false");
+    assert_error(&with(WEB_MAIL, "pasword_env", Some("\"X\"")), "web_mail", "did you mean \"password_env\"");
 }
 
 #[test]
 fn tls_consistency() {
     let implicit_587 = with(WEB_MAIL, "tls", Some("\"implicit\""));
-    let ServiceConfig::WebMail(smtp) = load(&implicit_587).unwrap().config.service else {
-        panic!()
-    };
+    let ServiceConfig::WebMail(smtp) = load(&implicit_587).unwrap().config.service else { panic!() };
     assert_eq!(smtp.tls, TlsMode::Implicit);
-    assert!(
-        warnings(&implicit_587)
-            .iter()
-            .any(|w| w.field == "web_mail.tls" && w.message.contains("587"))
-    );
+    assert!(warnings(&implicit_587).iter().any(|w| w.field == "web_mail.tls" && w.message.contains("587")));
 
     let port_465 = with(WEB_MAIL, "port", Some("465"));
-    let ServiceConfig::WebMail(smtp) = load(&port_465).unwrap().config.service else {
-        panic!()
-    };
-    assert_eq!(
-        smtp.tls,
-        TlsMode::Implicit,
-        "enable_ssl with 465 means implicit TLS"
-    );
+    let ServiceConfig::WebMail(smtp) = load(&port_465).unwrap().config.service else { panic!() };
+    assert_eq!(smtp.tls, TlsMode::Implicit, "enable_ssl with 465 means implicit TLS");
 
     let plaintext = with(WEB_MAIL, "enable_ssl", Some("false"));
-    assert_error(
-        &plaintext,
-        "web_mail.enable_ssl",
-        "will not send the password unencrypted",
-    );
+    assert_error(&plaintext, "web_mail.enable_ssl", "will not send the password unencrypted");
     let allowed = with(&plaintext, "allow_plaintext_auth", Some("true"));
-    let ServiceConfig::WebMail(smtp) = load(&allowed).unwrap().config.service else {
-        panic!()
-    };
+    let ServiceConfig::WebMail(smtp) = load(&allowed).unwrap().config.service else { panic!() };
     assert_eq!(smtp.tls, TlsMode::None);
     let loopback = with(&plaintext, "server", Some("\"127.0.0.1\""));
-    assert!(
-        load(&loopback).is_ok(),
-        "plaintext AUTH to loopback is fine"
-    );
+    assert!(load(&loopback).is_ok(), "plaintext AUTH to loopback is fine");
 
     let overridden = with(WEB_MAIL, "tls", Some("\"none\""));
     let overridden = with(&overridden, "server", Some("\"localhost\""));
-    assert!(
-        warnings(&overridden)
-            .iter()
-            .any(|w| w.message.contains("overrides enable_ssl"))
-    );
+    assert!(warnings(&overridden).iter().any(|w| w.message.contains("overrides enable_ssl")));
 
-    let office_465 = with(
-        &with(WEB_MAIL, "server", Some("\"smtp.office365.com\"")),
-        "port",
-        Some("465"),
-    );
-    assert!(
-        warnings(&office_465)
-            .iter()
-            .any(|w| w.field == "web_mail.port")
-    );
+    let office_465 = with(&with(WEB_MAIL, "server", Some("\"smtp.office365.com\"")), "port", Some("465"));
+    assert!(warnings(&office_465).iter().any(|w| w.field == "web_mail.port"));
 }
 
 #[test]
@@ -400,83 +243,29 @@ fn exchange_fields() {
     let errs = errors(&bad_domain);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].field, "exchange.domain");
-    assert!(
-        errs[0]
-            .message
-            .contains("enter company.com, not https://company.com/")
-    );
-    let as_error = ConfigProblems::Invalid {
-        errors: errs,
-        warnings: vec![],
-    }
-    .first_error();
-    assert_eq!(
-        as_error.documented_error(),
-        Some(crate::DocumentedError::ExchangeDomain)
-    );
+    assert!(errs[0].message.contains("enter company.com, not https://company.com/"));
+    let as_error = ConfigProblems::Invalid { errors: errs, warnings: vec![] }.first_error();
+    assert_eq!(as_error.documented_error(), Some(crate::DocumentedError::ExchangeDomain));
 
+    assert_error(&with(EXCHANGE, "domain", None), "exchange.domain", "is missing");
     assert_error(
-        &with(EXCHANGE, "domain", None),
-        "exchange.domain",
-        "is missing",
-    );
-    assert_error(
-        &with(
-            EXCHANGE,
-            "uri",
-            Some("\"http://mail.company.com/EWS/Exchange.asmx\""),
-        ),
+        &with(EXCHANGE, "uri", Some("\"http://mail.company.com/EWS/Exchange.asmx\"")),
         "exchange.uri",
         "https://",
     );
-    assert_error(
-        &with(EXCHANGE, "uri", Some("\"mail.company.com\"")),
-        "exchange.uri",
-        "not a URL",
-    );
+    assert_error(&with(EXCHANGE, "uri", Some("\"mail.company.com\"")), "exchange.uri", "not a URL");
     assert_error(&with(EXCHANGE, "uri", None), "exchange.uri", "is missing");
+    assert!(load(&with(EXCHANGE, "uri", Some("\"http://127.0.0.1:9/EWS/Exchange.asmx\""))).is_ok());
     assert!(
-        load(&with(
-            EXCHANGE,
-            "uri",
-            Some("\"http://127.0.0.1:9/EWS/Exchange.asmx\"")
-        ))
-        .is_ok()
+        warnings(&with(EXCHANGE, "uri", Some("\"https://mail.company.com/owa\"")))
+            .iter()
+            .any(|w| w.field == "exchange.uri")
     );
-    assert!(
-        warnings(&with(
-            EXCHANGE,
-            "uri",
-            Some("\"https://mail.company.com/owa\"")
-        ))
-        .iter()
-        .any(|w| w.field == "exchange.uri")
-    );
-    assert_error(
-        &with(EXCHANGE, "username", Some("\"COMPANY\\\\erp\"")),
-        "exchange.username",
-        "without DOMAIN",
-    );
-    assert_error(
-        &with(EXCHANGE, "username", None),
-        "exchange.username",
-        "is missing",
-    );
-    assert_error(
-        &with(EXCHANGE, "password_env", None),
-        "exchange.password",
-        "is missing",
-    );
-    assert_error(
-        &with(EXCHANGE, "auth", Some("\"kerberos\"")),
-        "exchange.auth",
-        "not an authentication method",
-    );
-    let oauth = with(
-        &with(EXCHANGE, "auth", Some("\"oauth\"")),
-        "password_env",
-        None,
-    );
+    assert_error(&with(EXCHANGE, "username", Some("\"COMPANY\\\\erp\"")), "exchange.username", "without DOMAIN");
+    assert_error(&with(EXCHANGE, "username", None), "exchange.username", "is missing");
+    assert_error(&with(EXCHANGE, "password_env", None), "exchange.password", "is missing");
+    assert_error(&with(EXCHANGE, "auth", Some("\"kerberos\"")), "exchange.auth", "not an authentication method");
+    let oauth = with(&with(EXCHANGE, "auth", Some("\"oauth\"")), "password_env", None);
     assert_error(&oauth, "exchange.client_id", "client) ID");
     assert_error(&oauth, "exchange.tenant", "tenant");
     assert_error(&oauth, "exchange.client_secret", "client_secret_env");
@@ -484,51 +273,23 @@ fn exchange_fields() {
         "{oauth}\nclient_id = \"abc\"\ntenant = \"company.onmicrosoft.com\"\nclient_secret_env = \"MAILROOM_GOOGLE_SECRET\""
     );
     assert!(load(&complete).is_ok());
-    assert_error(
-        &with(EXCHANGE, "ca_file", Some("5")),
-        "exchange.ca_file",
-        "must be text",
-    );
-    assert_error(
-        &with(EXCHANGE, "timeout_secs", Some("601")),
-        "exchange.timeout_secs",
-        "out of range",
-    );
+    assert_error(&with(EXCHANGE, "ca_file", Some("5")), "exchange.ca_file", "must be text");
+    assert_error(&with(EXCHANGE, "timeout_secs", Some("601")), "exchange.timeout_secs", "out of range");
     assert_error(
         &with(EXCHANGE, "client_secret", Some("\"a\\u0000b\"")),
         "exchange.client_secret",
         "control character",
     );
-    let online = with(
-        EXCHANGE,
-        "uri",
-        Some("\"https://outlook.office365.com/EWS/Exchange.asmx\""),
-    );
+    let online = with(EXCHANGE, "uri", Some("\"https://outlook.office365.com/EWS/Exchange.asmx\""));
     assert!(warnings(&online).iter().any(|w| w.field == "exchange.auth"));
 }
 
 #[test]
 fn email_services_fields() {
-    assert_error(
-        &with(GMAIL, "provider", Some("\"outlook\"")),
-        "email_services.provider",
-        "only provider",
-    );
-    assert_error(
-        &with(GMAIL, "client_id", Some("\"abc\"")),
-        "email_services.client_id",
-        "apps.googleusercontent.com",
-    );
-    assert_error(
-        &with(GMAIL, "client_id", None),
-        "email_services.client_id",
-        "is missing",
-    );
-    assert_error(
-        &with(GMAIL, "client_secret_env", None),
-        "email_services.client_secret",
-        "is missing",
-    );
+    assert_error(&with(GMAIL, "provider", Some("\"outlook\"")), "email_services.provider", "only provider");
+    assert_error(&with(GMAIL, "client_id", Some("\"abc\"")), "email_services.client_id", "apps.googleusercontent.com");
+    assert_error(&with(GMAIL, "client_id", None), "email_services.client_id", "is missing");
+    assert_error(&with(GMAIL, "client_secret_env", None), "email_services.client_secret", "is missing");
     assert_error(
         &with(GMAIL, "client_secret_env", Some("\"UNSET_X\"")),
         "email_services.client_secret_env",
@@ -539,63 +300,28 @@ fn email_services_fields() {
         "email_services.refresh_token_env",
         "mailroom connect google",
     );
-    assert_error(
-        &with(GMAIL, "refresh_token", Some("\"inline\"")),
-        "email_services.refresh_token",
-        "not both",
-    );
-    assert_error(
-        &with(GMAIL, "token_file", Some("\"t.json\"")),
-        "email_services.token_file",
-        "not both",
-    );
-    assert!(
-        load(&with(
-            &with(GMAIL, "refresh_token_env", None),
-            "token_file",
-            Some("\"t.json\"")
-        ))
-        .is_ok()
-    );
+    assert_error(&with(GMAIL, "refresh_token", Some("\"inline\"")), "email_services.refresh_token", "not both");
+    assert_error(&with(GMAIL, "token_file", Some("\"t.json\"")), "email_services.token_file", "not both");
+    assert!(load(&with(&with(GMAIL, "refresh_token_env", None), "token_file", Some("\"t.json\""))).is_ok());
     assert_error(
         &with(GMAIL, "auth_uri", Some("\"http://accounts.google.com/\"")),
         "email_services.auth_uri",
         "https://",
     );
-    assert_error(
-        &with(GMAIL, "token_uri", Some("\"ftp://x.y/\"")),
-        "email_services.token_uri",
-        "use https://",
-    );
-    assert_error(
-        &with(GMAIL, "api_base", Some("\"not a url\"")),
-        "email_services.api_base",
-        "not a URL",
-    );
+    assert_error(&with(GMAIL, "token_uri", Some("\"ftp://x.y/\"")), "email_services.token_uri", "use https://");
+    assert_error(&with(GMAIL, "api_base", Some("\"not a url\"")), "email_services.api_base", "not a URL");
     assert!(load(&with(GMAIL, "api_base", Some("\"http://[::1]:8080/\""))).is_ok());
-    assert_error(
-        &with(GMAIL, "timeout_secs", Some("\"ten\"")),
-        "email_services.timeout_secs",
-        "whole number",
-    );
+    assert_error(&with(GMAIL, "timeout_secs", Some("\"ten\"")), "email_services.timeout_secs", "whole number");
 }
 
 #[test]
 fn inline_secrets_warn_and_ignored_sections_warn() {
     let inline = with(WEB_MAIL, "password_env", None) + "\npassword = \"inline-secret\"";
     let warns = warnings(&inline);
-    assert!(
-        warns
-            .iter()
-            .any(|w| w.field == "web_mail.password" && w.message.contains("clear text"))
-    );
+    assert!(warns.iter().any(|w| w.field == "web_mail.password" && w.message.contains("clear text")));
     assert!(warns.iter().all(|w| !w.message.contains("inline-secret")));
     let extra = format!("{WEB_MAIL}\n[exchange]\ndomain = \"x\"");
-    assert!(
-        warnings(&extra)
-            .iter()
-            .any(|w| w.field == "exchange" && w.message.contains("ignored"))
-    );
+    assert!(warnings(&extra).iter().any(|w| w.field == "exchange" && w.message.contains("ignored")));
 }
 
 #[test]
@@ -613,9 +339,7 @@ fn every_declared_field_is_reachable() {
         let (section, key) = field.split_once('.').unwrap_or(("", field));
         super::load::FIELDS.iter().find(|f| *f == field).unwrap();
         assert!(
-            !key.is_empty()
-                && (section.is_empty()
-                    || ["web_mail", "exchange", "email_services"].contains(&section))
+            !key.is_empty() && (section.is_empty() || ["web_mail", "exchange", "email_services"].contains(&section))
         );
     }
 }

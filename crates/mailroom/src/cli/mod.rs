@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use mailroom_core::config::LoadedConfig;
 use mailroom_core::{Mailbox, ServiceKind};
 
-use crate::facade::{self, LoadError};
+use crate::facade::{self, LoadError, TransportError};
 use report::{Failure, Reporter};
 
 /// Exit code: success.
@@ -118,10 +118,7 @@ enum ConnectProvider {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("mailroom: cannot start the async runtime: {e}");
@@ -134,56 +131,29 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).try_init();
 }
 
 async fn run(command: Command) -> u8 {
     match command {
-        Command::Validate {
-            config,
-            to,
-            save,
-            json,
-        } => validate(config, to, save, Reporter::new(json)).await,
+        Command::Validate { config, to, save, json } => validate(config, to, save, Reporter::new(json)).await,
         Command::Diagnose { config, json } => diagnose(config, Reporter::new(json)).await,
-        Command::Send {
-            config,
-            event,
-            data,
-            to,
-            json,
-        } => {
+        Command::Send { config, event, data, to, json } => {
             let reporter = Reporter::new(json);
             let started = Instant::now();
             let Some(loaded) = load(&config, &reporter, started) else {
                 return reporter.exit_code();
             };
             let _ = (event, data, to, loaded);
-            reporter.usage(
-                None,
-                started,
-                "event emails are not available in this build yet: nothing was sent",
-                &[],
-            );
+            reporter.usage(None, started, "event emails are not available in this build yet: nothing was sent", &[]);
             EXIT_USAGE
         }
         Command::Preview { .. } | Command::Events { .. } => {
             let reporter = Reporter::new(false);
-            reporter.usage(
-                None,
-                Instant::now(),
-                "event emails are not available in this build yet",
-                &[],
-            );
+            reporter.usage(None, Instant::now(), "event emails are not available in this build yet", &[]);
             EXIT_USAGE
         }
-        Command::Connect {
-            provider: ConnectProvider::Google { config },
-        } => {
+        Command::Connect { provider: ConnectProvider::Google { config } } => {
             let reporter = Reporter::new(false);
             let started = Instant::now();
             let Some(loaded) = load(&config, &reporter, started) else {
@@ -191,7 +161,15 @@ async fn run(command: Command) -> u8 {
             };
             let service = loaded.config.service_kind();
             if service != ServiceKind::EmailServices {
-                reporter.usage(Some(service), started, &format!("connect google needs service = \"email_services\"; this config uses service = \"{}\"", service.as_str()), &[]);
+                reporter.usage(
+                    Some(service),
+                    started,
+                    &format!(
+                        "connect google needs service = \"email_services\"; this config uses service = \"{}\"",
+                        service.as_str()
+                    ),
+                    &[],
+                );
                 return EXIT_USAGE;
             }
             reporter.usage(
@@ -217,7 +195,12 @@ fn load(path: &std::path::Path, reporter: &Reporter, started: Instant) -> Option
             None
         }
         Err(other @ (LoadError::Unreadable { .. } | LoadError::Syntax(_))) => {
-            reporter.usage(None, started, &other.to_string(), &["Check the --config path and that the file is TOML as in fixtures/config/*.toml."]);
+            reporter.usage(
+                None,
+                started,
+                &other.to_string(),
+                &["Check the --config path and that the file is TOML as in fixtures/config/*.toml."],
+            );
             None
         }
     }
@@ -229,10 +212,7 @@ fn parse_recipient(
     service: ServiceKind,
     started: Instant,
 ) -> Result<Option<Mailbox>, u8> {
-    match to
-        .map(|to| to.parse::<Mailbox>().map_err(|_| to))
-        .transpose()
-    {
+    match to.map(|to| to.parse::<Mailbox>().map_err(|_| to)).transpose() {
         Ok(to) => Ok(to),
         Err(to) => {
             reporter.usage(
@@ -246,12 +226,31 @@ fn parse_recipient(
     }
 }
 
-async fn validate(
-    config_path: PathBuf,
-    to: Option<String>,
-    save: Option<PathBuf>,
-    reporter: Reporter,
-) -> u8 {
+fn transport(
+    config: &mailroom_core::CompanyEmail,
+    reporter: &Reporter,
+    service: ServiceKind,
+    started: Instant,
+) -> Result<std::sync::Arc<dyn mailroom_core::Transport>, u8> {
+    match facade::transport_for(config) {
+        Ok(transport) => Ok(transport),
+        Err(TransportError::Unavailable(unavailable)) => {
+            reporter.usage(Some(service), started, &unavailable.to_string(), &[]);
+            Err(EXIT_USAGE)
+        }
+        Err(TransportError::Failed(error)) => {
+            reporter.failure(Failure {
+                service: Some(service),
+                started,
+                error: &error,
+                headline: "The config cannot be used",
+            });
+            Err(EXIT_FAILED)
+        }
+    }
+}
+
+async fn validate(config_path: PathBuf, to: Option<String>, save: Option<PathBuf>, reporter: Reporter) -> u8 {
     let started = Instant::now();
     let Some(loaded) = load(&config_path, &reporter, started) else {
         return reporter.exit_code();
@@ -261,22 +260,14 @@ async fn validate(
         Ok(to) => to,
         Err(code) => return code,
     };
-    let transport = match facade::transport_for(&loaded.config) {
+    let transport = match transport(&loaded.config, &reporter, service, started) {
         Ok(transport) => transport,
-        Err(unavailable) => {
-            reporter.usage(Some(service), started, &unavailable.to_string(), &[]);
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     let text = match std::fs::read_to_string(&config_path) {
         Ok(text) => text,
         Err(e) => {
-            reporter.usage(
-                Some(service),
-                started,
-                &format!("cannot re-read {}: {e}", config_path.display()),
-                &[],
-            );
+            reporter.usage(Some(service), started, &format!("cannot re-read {}: {e}", config_path.display()), &[]);
             return EXIT_USAGE;
         }
     };
@@ -288,29 +279,16 @@ async fn validate(
                 reporter.usage(
                     Some(service),
                     started,
-                    &format!(
-                        "the test mail was sent, but saving to {} failed: {e}",
-                        save.display()
-                    ),
+                    &format!("the test mail was sent, but saving to {} failed: {e}", save.display()),
                     &[],
                 );
                 return EXIT_USAGE;
             }
-            reporter.sent(
-                service,
-                started,
-                &validated.receipt().message_id,
-                save.as_deref(),
-            );
+            reporter.sent(service, started, &validated.receipt().message_id, save.as_deref());
             EXIT_OK
         }
         Err(error) => {
-            reporter.failure(Failure {
-                service: Some(service),
-                started,
-                error: &error,
-                headline: "Validation failed",
-            });
+            reporter.failure(Failure { service: Some(service), started, error: &error, headline: "Validation failed" });
             EXIT_FAILED
         }
     }
@@ -322,12 +300,9 @@ async fn diagnose(config_path: PathBuf, reporter: Reporter) -> u8 {
         return reporter.exit_code();
     };
     let service = loaded.config.service_kind();
-    let transport = match facade::transport_for(&loaded.config) {
+    let transport = match transport(&loaded.config, &reporter, service, started) {
         Ok(transport) => transport,
-        Err(unavailable) => {
-            reporter.usage(Some(service), started, &unavailable.to_string(), &[]);
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     let probe = transport.probe().await;
     reporter.probe(service, started, &probe);

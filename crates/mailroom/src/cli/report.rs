@@ -43,11 +43,7 @@ fn issue_json(issue: &ConfigIssue) -> Value {
 
 impl Reporter {
     pub fn new(json: bool) -> Reporter {
-        Reporter {
-            json,
-            exit_code: Cell::new(0),
-            warnings: RefCell::new(Vec::new()),
-        }
+        Reporter { json, exit_code: Cell::new(0), warnings: RefCell::new(Vec::new()) }
     }
 
     /// The exit code implied by what was reported so far.
@@ -72,20 +68,11 @@ impl Reporter {
         }
         let mut stderr = anstream::stderr().lock();
         for warning in warnings {
-            let _ = writeln!(
-                stderr,
-                "{YELLOW}warning{YELLOW:#}: {BOLD}{}{BOLD:#}: {}",
-                warning.field, warning.message
-            );
+            let _ = writeln!(stderr, "{YELLOW}warning{YELLOW:#}: {BOLD}{}{BOLD:#}: {}", warning.field, warning.message);
         }
     }
 
-    pub fn config_errors(
-        &self,
-        started: Instant,
-        errors: &[ConfigIssue],
-        warnings: &[ConfigIssue],
-    ) {
+    pub fn config_errors(&self, started: Instant, errors: &[ConfigIssue], warnings: &[ConfigIssue]) {
         self.exit_code.set(EXIT_FAILED);
         self.warnings(warnings);
         let first = errors.first().map(ConfigIssue::to_send_error);
@@ -117,13 +104,7 @@ impl Reporter {
         );
     }
 
-    pub fn usage(
-        &self,
-        service: Option<ServiceKind>,
-        started: Instant,
-        message: &str,
-        hints: &[&str],
-    ) {
+    pub fn usage(&self, service: Option<ServiceKind>, started: Instant, message: &str, hints: &[&str]) {
         self.exit_code.set(EXIT_USAGE);
         if self.json {
             self.print_json(json!({
@@ -149,15 +130,10 @@ impl Reporter {
         }
     }
 
-    pub fn sent(
-        &self,
-        service: ServiceKind,
-        started: Instant,
-        message_id: &str,
-        saved_to: Option<&Path>,
-    ) {
+    pub fn sent(&self, service: ServiceKind, started: Instant, message_id: &str, saved_to: Option<&Path>) {
         if self.json {
-            let mut object = json!({"ok": true, "service": service, "elapsed_ms": elapsed_ms(started), "message_id": message_id});
+            let mut object =
+                json!({"ok": true, "service": service, "elapsed_ms": elapsed_ms(started), "message_id": message_id});
             if let Some(path) = saved_to {
                 object["saved_to"] = json!(path.display().to_string());
             }
@@ -189,12 +165,7 @@ impl Reporter {
         }
         let mut out = anstream::stdout().lock();
         let service = failure.service.map(ServiceKind::as_str).unwrap_or("config");
-        let _ = writeln!(
-            out,
-            "{RED}✗ {}{RED:#} ({service}, {} ms)\n",
-            failure.headline,
-            elapsed_ms(failure.started)
-        );
+        let _ = writeln!(out, "{RED}✗ {}{RED:#} ({service}, {} ms)\n", failure.headline, elapsed_ms(failure.started));
         write_error(&mut out, failure.error);
     }
 
@@ -246,11 +217,7 @@ impl Reporter {
             }
         }
         if report.is_ok() {
-            let _ = writeln!(
-                out,
-                "{GREEN}✓ Every step succeeded{GREEN:#} ({} ms)",
-                elapsed_ms(started)
-            );
+            let _ = writeln!(out, "{GREEN}✓ Every step succeeded{GREEN:#} ({} ms)", elapsed_ms(started));
         }
     }
 }
