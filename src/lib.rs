@@ -1,4 +1,6 @@
-//! Helpers for mailroom's end-to-end tests: locate (and build once) the `mailroom` binary, run it, write configs.
+//! Helpers for mailroom's end-to-end tests: locate (and build once) the `mailroom` binary, run it, write configs; and the scenario catalogue runner shared with `cargo xtask scenarios`.
+
+pub mod scenarios;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,23 +15,13 @@ pub fn mailroom_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "mailroom",
-                "--bin",
-                "mailroom",
-            ])
+            .args(["build", "--quiet", "--package", "mailroom", "--bin", "mailroom"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the mailroom binary failed");
         let deps = std::env::current_exe().expect("test binary path");
-        let profile_dir = deps
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps/<test>");
+        let profile_dir = deps.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
         let bin = profile_dir.join(format!("mailroom{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.exists(), "{} was not built", bin.display());
         bin
@@ -65,18 +57,11 @@ impl Run {
 /// Runs `mailroom` with `args` and extra environment variables; stdin is closed.
 pub fn run_mailroom(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(mailroom_bin());
-    command
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .env_remove("RUST_LOG");
+    command.args(args).stdin(std::process::Stdio::null()).env_remove("RUST_LOG");
     for (key, value) in env {
         command.env(key, value);
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("mailroom runs");
+    let Output { status, stdout, stderr } = command.output().expect("mailroom runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

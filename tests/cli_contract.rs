@@ -17,10 +17,7 @@ fn exchange_domain_in_url_form_is_the_documented_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_file(dir.path(), "exchange.toml", EXCHANGE_BAD_DOMAIN);
     for command in ["validate", "diagnose"] {
-        let run = run_mailroom(
-            &[command, "--config", &config, "--json"],
-            &[("MAILROOM_PASSWORD", "pw")],
-        );
+        let run = run_mailroom(&[command, "--config", &config, "--json"], &[("MAILROOM_PASSWORD", "pw")]);
         assert_eq!(run.code, 1, "{command}: {run:?}");
         let json = run.json();
         assert_eq!(json["ok"], false);
@@ -28,10 +25,7 @@ fn exchange_domain_in_url_form_is_the_documented_error() {
         assert_eq!(json["error"]["field"], "exchange.domain");
         assert_eq!(json["error"]["documented_error"], "exchange_domain");
         let message = json["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains("company.com") && message.contains("https://company.com/"),
-            "{message}"
-        );
+        assert!(message.contains("company.com") && message.contains("https://company.com/"), "{message}");
     }
 }
 
@@ -46,24 +40,12 @@ fn every_config_error_is_listed_in_json_and_for_people() {
     let run = run_mailroom(&["validate", "--config", &config, "--json"], &[]);
     assert_eq!(run.code, 1);
     let json = run.json();
-    let fields: Vec<&str> = json["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        fields,
-        ["email_address", "web_mail.server", "web_mail.port"]
-    );
+    let fields: Vec<&str> = json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["email_address", "web_mail.server", "web_mail.port"]);
 
     let human = run_mailroom(&["validate", "--config", &config], &[]);
     assert_eq!(human.code, 1);
-    assert!(
-        human.stdout.contains("The config has 3 problems"),
-        "{}",
-        human.stdout
-    );
+    assert!(human.stdout.contains("The config has 3 problems"), "{}", human.stdout);
     assert!(human.stdout.contains("web_mail.server"));
     assert!(!human.stdout.contains('\x1b'), "no colour codes when piped");
 }
@@ -72,10 +54,7 @@ fn every_config_error_is_listed_in_json_and_for_people() {
 fn unreadable_or_non_toml_config_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.toml");
-    let run = run_mailroom(
-        &["validate", "--config", missing.to_str().unwrap(), "--json"],
-        &[],
-    );
+    let run = run_mailroom(&["validate", "--config", missing.to_str().unwrap(), "--json"], &[]);
     assert_eq!(run.code, 2);
     assert_eq!(run.json()["error"]["kind"], "usage");
 
@@ -92,9 +71,7 @@ fn usage_errors_exit_2() {
     assert!(run.stderr.contains("--config"));
     let run = run_mailroom(&["--help"], &[]);
     assert_eq!(run.code, 0);
-    for command in [
-        "validate", "diagnose", "send", "preview", "connect", "events",
-    ] {
+    for command in ["validate", "diagnose", "send", "preview", "connect", "events"] {
         assert!(run.stdout.contains(command), "--help lacks {command}");
     }
 }

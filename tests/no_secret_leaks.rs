@@ -2,12 +2,8 @@
 
 use mailroom_e2e::{run_mailroom, write_file};
 
-const SENTINELS: [&str; 4] = [
-    "SENTINEL-inline-pw-4f1c",
-    "SENTINEL-env-pw-9a2e",
-    "SENTINEL-client-secret-77b0",
-    "SENTINEL-refresh-3c5d",
-];
+const SENTINELS: [&str; 4] =
+    ["SENTINEL-inline-pw-4f1c", "SENTINEL-env-pw-9a2e", "SENTINEL-client-secret-77b0", "SENTINEL-refresh-3c5d"];
 
 fn configs(dir: &std::path::Path) -> Vec<String> {
     let closed_port = {
@@ -61,10 +57,7 @@ fn configs(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn no_command_ever_prints_a_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let data = format!(
-        "{}/fixtures/events/overdue_invoice_reminder.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let data = format!("{}/fixtures/events/overdue_invoice_reminder.json", env!("CARGO_MANIFEST_DIR"));
     let out = dir.path().join("preview");
     let out = out.to_str().unwrap();
     let env = [
@@ -79,15 +72,7 @@ fn no_command_ever_prints_a_secret() {
             vec!["validate", "--config", &config],
             vec!["validate", "--config", &config, "--to", "ada@example.com"],
             vec!["diagnose", "--config", &config],
-            vec![
-                "send",
-                "--config",
-                &config,
-                "--event",
-                "overdue_invoice_reminder",
-                "--data",
-                &data,
-            ],
+            vec!["send", "--config", &config, "--event", "overdue_invoice_reminder", "--data", &data],
             vec!["connect", "google", "--config", &config],
         ];
         for command in commands {
@@ -99,38 +84,17 @@ fn no_command_ever_prints_a_secret() {
                 let run = run_mailroom(&args, &env);
                 runs += 1;
                 for sentinel in SENTINELS {
-                    assert!(
-                        !run.stdout.contains(sentinel),
-                        "{args:?} printed {sentinel} on stdout:\n{}",
-                        run.stdout
-                    );
-                    assert!(
-                        !run.stderr.contains(sentinel),
-                        "{args:?} printed {sentinel} on stderr:\n{}",
-                        run.stderr
-                    );
+                    assert!(!run.stdout.contains(sentinel), "{args:?} printed {sentinel} on stdout:\n{}", run.stdout);
+                    assert!(!run.stderr.contains(sentinel), "{args:?} printed {sentinel} on stderr:\n{}", run.stderr);
                 }
-                assert!(
-                    (0..=2).contains(&run.code),
-                    "{args:?} exited {}: {}",
-                    run.code,
-                    run.stderr
-                );
+                assert!((0..=2).contains(&run.code), "{args:?} exited {}: {}", run.code, run.stderr);
             }
         }
     }
     for args in [
         vec!["events"],
         vec!["events", "--json"],
-        vec![
-            "preview",
-            "--event",
-            "overdue_invoice_reminder",
-            "--data",
-            &data,
-            "--out",
-            out,
-        ],
+        vec!["preview", "--event", "overdue_invoice_reminder", "--data", &data, "--out", out],
     ] {
         let run = run_mailroom(&args, &env);
         runs += 1;

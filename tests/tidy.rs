@@ -30,19 +30,9 @@ fn every_rust_file_starts_with_a_module_doc() {
     for dir in ["crates", "xtask", "src", "tests"] {
         rust_files(&root().join(dir), &mut files);
     }
-    let missing: Vec<_> = files
-        .iter()
-        .filter(|path| {
-            !std::fs::read_to_string(path)
-                .unwrap()
-                .trim_start()
-                .starts_with("//!")
-        })
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a leading //! line: {missing:#?}"
-    );
+    let missing: Vec<_> =
+        files.iter().filter(|path| !std::fs::read_to_string(path).unwrap().trim_start().starts_with("//!")).collect();
+    assert!(missing.is_empty(), "files without a leading //! line: {missing:#?}");
 }
 
 #[test]
@@ -51,61 +41,26 @@ fn readme_and_architecture_cover_every_crate_and_command() {
     let architecture = read("ARCHITECTURE.md");
     for krate in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
         let name = krate.file_name().to_string_lossy().into_owned();
-        assert!(
-            readme.contains(&format!("`{name}`")),
-            "README.md does not mention {name}"
-        );
-        assert!(
-            architecture.contains(&format!("crates/{name}")),
-            "ARCHITECTURE.md does not map crates/{name}"
-        );
+        assert!(readme.contains(&format!("`{name}`")), "README.md does not mention {name}");
+        assert!(architecture.contains(&format!("crates/{name}")), "ARCHITECTURE.md does not map crates/{name}");
     }
-    for command in [
-        "validate",
-        "diagnose",
-        "send",
-        "preview",
-        "connect google",
-        "events",
-    ] {
-        assert!(
-            readme.contains(&format!("mailroom {command}")),
-            "README.md does not show `mailroom {command}`"
-        );
+    for command in ["validate", "diagnose", "send", "preview", "connect google", "events"] {
+        assert!(readme.contains(&format!("mailroom {command}")), "README.md does not show `mailroom {command}`");
     }
-    assert!(
-        readme.contains("cargo xtask demo"),
-        "README.md must show the main command"
-    );
+    assert!(readme.contains("cargo xtask demo"), "README.md must show the main command");
     let ci = read(".ci/run");
-    assert!(
-        ci.contains("cargo test --workspace --all-features"),
-        ".ci/run must run the README's test command"
-    );
-    assert!(
-        readme.contains("cargo test --workspace --all-features"),
-        "README.md must show the test command"
-    );
+    assert!(ci.contains("cargo test --workspace --all-features"), ".ci/run must run the README's test command");
+    assert!(readme.contains("cargo test --workspace --all-features"), "README.md must show the test command");
 }
 
 #[test]
 fn xtask_tasks_are_documented() {
     let main = read("xtask/src/main.rs");
     let readme = read("README.md");
-    let help = main
-        .split("Tasks:")
-        .nth(1)
-        .and_then(|rest| rest.split("\";").next())
-        .unwrap_or_default();
-    for line in help
-        .lines()
-        .filter(|l| l.starts_with("  ") && !l.trim().is_empty())
-    {
+    let help = main.split("Tasks:").nth(1).and_then(|rest| rest.split("\";").next()).unwrap_or_default();
+    for line in help.lines().filter(|l| l.starts_with("  ") && !l.trim().is_empty()) {
         let task = line.split_whitespace().next().unwrap();
-        assert!(
-            readme.contains(&format!("cargo xtask {task}")),
-            "README.md does not mention `cargo xtask {task}`"
-        );
+        assert!(readme.contains(&format!("cargo xtask {task}")), "README.md does not mention `cargo xtask {task}`");
     }
 }
 
@@ -129,13 +84,7 @@ fn no_private_key_is_committed() {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        let has_key = text
-            .lines()
-            .any(|l| l.starts_with(marker[0]) && l.ends_with(marker[1]));
-        assert!(
-            !has_key,
-            "{} holds a private key: generate it at test time",
-            file.display()
-        );
+        let has_key = text.lines().any(|l| l.starts_with(marker[0]) && l.ends_with(marker[1]));
+        assert!(!has_key, "{} holds a private key: generate it at test time", file.display());
     }
 }

@@ -120,6 +120,9 @@ pub enum SmtpError {
         /// The step.
         step: Step,
     },
+    /// The server sent no greeting but completes a TLS handshake: it expects implicit TLS.
+    #[error("the server sends no SMTP greeting but answers a TLS handshake: it expects TLS from the first byte")]
+    ExpectsTls,
     /// The server's bytes are not SMTP.
     #[error("the server's answer at step {step} is not SMTP: {line:?}")]
     NotSmtp {
@@ -268,6 +271,7 @@ impl SmtpError {
             | SmtpError::NotSmtp { step, .. }
             | SmtpError::Refused { step, .. } => *step,
             SmtpError::Tls { .. } | SmtpError::CaFile { .. } => Step::TlsHandshake,
+            SmtpError::ExpectsTls => Step::Greeting,
             SmtpError::StartTlsNotOffered => Step::StartTls,
             SmtpError::NoAuthOffered { .. }
             | SmtpError::NoCommonMechanism { .. }
@@ -306,8 +310,6 @@ pub struct Context {
     pub port: u16,
     /// The effective TLS mode.
     pub tls: TlsMode,
-    /// Whether `tls` was set explicitly (then it is the field to change, not `enable_ssl`).
-    pub tls_explicit: bool,
     /// The recognised provider.
     pub provider: Option<Provider>,
 }
@@ -319,13 +321,14 @@ impl Context {
             server: config.server.clone(),
             port: config.port,
             tls: config.tls,
-            tls_explicit: config.tls != TlsMode::from_enable_ssl(config.enable_ssl, config.port),
             provider: config.provider(),
         }
     }
 
+    /// With SSL on, a mismatch is fixed by choosing the other TLS mode (`tls`); with SSL off,
+    /// by turning it on (`enable_ssl`).
     fn tls_field(&self) -> &'static str {
-        if self.tls_explicit { "web_mail.tls" } else { "web_mail.enable_ssl" }
+        if self.tls == TlsMode::None { "web_mail.enable_ssl" } else { "web_mail.tls" }
     }
 
     /// The likely fix for a TLS mismatch, given the port and mode.
@@ -391,14 +394,19 @@ impl SmtpError {
                     .with_hint("The server's certificate is expired or not yet valid: its administrator must renew it (or check this machine's clock)."),
                 TlsFailure::Untrusted => SendError::new(ErrorKind::TlsCertificate, detail).with_field("web_mail.ca_file"),
             },
-            SmtpError::ServerSpeaksTls { .. } => SendError::new(ErrorKind::TlsMismatch, detail)
+            SmtpError::ServerSpeaksTls { .. } | SmtpError::ExpectsTls => SendError::new(ErrorKind::TlsMismatch, detail)
                 .with_field(context.tls_field())
                 .with_hint(context.tls_mismatch_hint()),
             SmtpError::NotSmtp { .. } => SendError::new(ErrorKind::Protocol, detail)
                 .with_field("web_mail.port")
                 .with_hint(format!("Port {} of {} answers, but not as a mail server: check the port.", context.port, context.server)),
+            SmtpError::Refused { step: Step::StartTls, reply } => SendError::new(ErrorKind::TlsNotSupported, detail)
+                .with_field("web_mail.enable_ssl")
+                .with_reply(reply.to_server_reply()),
             SmtpError::Refused { step, reply } => classify_reply(*step, reply, context, detail),
-            SmtpError::StartTlsNotOffered => SendError::new(ErrorKind::TlsNotSupported, detail).with_field(context.tls_field()),
+            SmtpError::StartTlsNotOffered => {
+                SendError::new(ErrorKind::TlsNotSupported, detail).with_field("web_mail.enable_ssl")
+            }
             SmtpError::NoAuthOffered { starttls_offered: true } => SendError::new(ErrorKind::SecureConnectionRequired, detail)
                 .with_field("web_mail.enable_ssl")
                 .with_hint("The server offers login only after STARTTLS: set enable_ssl = true."),
@@ -499,7 +507,6 @@ mod tests {
             server: "smtp.gmail.com".into(),
             port: 587,
             tls: TlsMode::Starttls,
-            tls_explicit: false,
             provider: Some(Provider::Gmail),
         }
     }
@@ -646,12 +653,12 @@ mod tests {
 
     #[test]
     fn tls_mismatches_name_the_setting_and_the_port() {
-        let implicit_on_587 = Context { tls: TlsMode::Implicit, tls_explicit: true, ..context() };
+        let implicit_on_587 = Context { tls: TlsMode::Implicit, ..context() };
         let error = SmtpError::Tls { reason: "corrupt message".into(), cause: TlsFailure::NotTls }
             .into_send_error(&implicit_on_587, Transcript::new());
         assert_eq!((error.kind(), error.field()), (ErrorKind::TlsMismatch, Some("web_mail.tls")));
         assert!(error.remediation()[0].contains("tls = \"starttls\""));
-        let starttls_on_465 = Context { port: 465, tls: TlsMode::Starttls, tls_explicit: true, ..context() };
+        let starttls_on_465 = Context { port: 465, tls: TlsMode::Starttls, ..context() };
         let error = SmtpError::Timeout { step: Step::Greeting, limit: Duration::from_secs(2) }
             .into_send_error(&starttls_on_465, Transcript::new());
         assert_eq!(error.kind(), ErrorKind::TlsMismatch);

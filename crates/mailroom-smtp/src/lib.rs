@@ -27,6 +27,7 @@ mod transport;
 
 pub use error::{SmtpError, Step, TlsFailure};
 pub use reply::Reply;
+pub use session::Resolver;
 pub use transport::{SmtpTransport, SmtpTransportBuilder};
 
 /// Whether this build contains a working SMTP driver.

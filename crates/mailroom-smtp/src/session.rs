@@ -42,6 +42,41 @@ pub struct SessionSettings {
     pub tls_config: Arc<ClientConfig>,
     /// The name the certificate must carry.
     pub server_name: ServerName<'static>,
+    /// How the host name is resolved.
+    pub resolver: Resolver,
+}
+
+/// How server names become addresses.
+#[derive(Clone, Debug, Default)]
+pub enum Resolver {
+    /// The operating system's resolver.
+    #[default]
+    System,
+    /// Only these names resolve (case-insensitive); any other name fails as unknown, without
+    /// asking DNS. IP literals always work. Hermetic tests use this.
+    Static(Arc<std::collections::HashMap<String, Vec<std::net::IpAddr>>>),
+}
+
+impl Resolver {
+    /// A static resolver that knows only `localhost` (127.0.0.1 and ::1).
+    pub fn loopback_only() -> Resolver {
+        let loopback = vec![std::net::Ipv4Addr::LOCALHOST.into(), std::net::Ipv6Addr::LOCALHOST.into()];
+        Resolver::Static(Arc::new([("localhost".to_owned(), loopback)].into_iter().collect()))
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            return Ok(vec![(ip, port).into()]);
+        }
+        match self {
+            Resolver::System => tokio::net::lookup_host((bare, port)).await.map(Iterator::collect),
+            Resolver::Static(names) => names
+                .get(&bare.trim_end_matches('.').to_ascii_lowercase())
+                .map(|ips| ips.iter().map(|ip| (*ip, port).into()).collect())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "name or service not known")),
+        }
+    }
 }
 
 /// How to log in.
@@ -211,10 +246,10 @@ impl Session {
         let limit = settings.timeout;
         let started = Instant::now();
         let addresses: Vec<std::net::SocketAddr> = within(Step::Resolve, limit, async {
-            let host = settings.host.trim_start_matches('[').trim_end_matches(']');
-            tokio::net::lookup_host((host, settings.port))
+            settings
+                .resolver
+                .resolve(&settings.host, settings.port)
                 .await
-                .map(Iterator::collect)
                 .map_err(|e| SmtpError::Resolve { host: settings.host.clone(), reason: e.to_string() })
         })
         .await?;
@@ -244,7 +279,8 @@ impl Session {
         .await?;
         // lettre's Nagle trap: without NODELAY every message waits for a delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
-        let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let peer_address = tcp.peer_addr().map_err(|e| SmtpError::Io { step: Step::Connect, reason: e.to_string() })?;
+        let peer = peer_address.to_string();
         transcript.note(&format!("connected to {peer}"));
         observer.step_done(Step::Connect, started.elapsed(), peer);
 
@@ -265,7 +301,7 @@ impl Session {
             last_used: Instant::now(),
             needs_reset: false,
         };
-        let result = session.greet_and_login(settings, observer, rejected_token).await;
+        let result = session.greet_and_login(settings, peer_address, observer, rejected_token).await;
         match result {
             Ok(()) => Ok(session),
             Err(error) => {
@@ -278,11 +314,25 @@ impl Session {
     async fn greet_and_login(
         &mut self,
         settings: &SessionSettings,
+        peer: std::net::SocketAddr,
         observer: &mut dyn StepObserver,
         rejected_token: &mut Option<Secret>,
     ) -> Result<(), SmtpError> {
         let started = Instant::now();
-        let greeting = self.read(Step::Greeting).await?;
+        let greeting = if settings.tls == TlsMode::Implicit {
+            self.read(Step::Greeting).await?
+        } else {
+            // A silent server may be waiting for a TLS ClientHello (port 465 style). Rather than
+            // wait out the whole deadline, ask it on a second connection once it stays quiet.
+            tokio::select! {
+                biased;
+                reply = self.read(Step::Greeting) => reply?,
+                true = expects_tls_handshake(settings, peer) => {
+                    self.transcript.note("no greeting; a second connection completes a TLS handshake");
+                    return Err(SmtpError::ExpectsTls);
+                }
+            }
+        };
         if greeting.code != 220 {
             return Err(SmtpError::Refused { step: Step::Greeting, reply: greeting });
         }
@@ -631,6 +681,30 @@ async fn handshake(settings: &SessionSettings, tcp: TcpStream) -> Result<TlsStre
     .await
 }
 
+/// How long a server may stay silent before we check whether it waits for TLS instead.
+const TLS_SNIFF_DELAY: Duration = Duration::from_millis(600);
+
+/// True when `peer` completes (or gets as far as certificates in) a TLS handshake: the port
+/// expects implicit TLS. Resolves to false as soon as that is known not to be the case.
+async fn expects_tls_handshake(settings: &SessionSettings, peer: std::net::SocketAddr) -> bool {
+    tokio::time::sleep(TLS_SNIFF_DELAY).await;
+    let limit = settings.timeout.min(Duration::from_secs(2));
+    let attempt = async {
+        let tcp = TcpStream::connect(peer).await.ok()?;
+        let _ = tcp.set_nodelay(true);
+        let connector = TlsConnector::from(settings.tls_config.clone());
+        Some(match connector.connect(settings.server_name.clone(), tcp).await {
+            Ok(_) => true,
+            Err(error) => matches!(TlsFailure::of(&error), TlsFailure::WrongHost | TlsFailure::Expired | TlsFailure::Untrusted) || is_alert(&error),
+        })
+    };
+    matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(true)))
+}
+
+fn is_alert(error: &io::Error) -> bool {
+    error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_some_and(|e| matches!(e, rustls::Error::AlertReceived(_)))
+}
+
 /// Dot-stuffs a message (RFC 5321 §4.5.2) and appends the end-of-data marker.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 64);
@@ -665,7 +739,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn dot_stuffing_round_trips(lines in proptest::collection::vec("[.a-z ]{0,12}", 0..12)) {
+        fn dot_stuffing_round_trips(lines in proptest::collection::vec("[.a-z ]{0,12}", 1..12)) {
             let message: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
             let stuffed = dot_stuff(message.as_bytes());
             prop_assert!(!stuffed[..stuffed.len() - 3].windows(5).any(|w| w == b"\r\n.\r\n"), "early terminator");

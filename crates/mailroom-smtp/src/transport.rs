@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Context, SmtpError};
 use crate::probe;
-use crate::session::{Login, Session, SessionSettings, StepObserver};
+use crate::session::{Login, Resolver, Session, SessionSettings, StepObserver};
 use crate::tls;
 
 /// Sends mail through one SMTP server as the Company Email.
@@ -65,6 +65,7 @@ pub struct SmtpTransportBuilder {
     idle_timeout: Duration,
     tokens: Option<Arc<dyn TokenSource>>,
     hello_name: Option<String>,
+    resolver: Resolver,
 }
 
 impl SmtpTransportBuilder {
@@ -89,6 +90,13 @@ impl SmtpTransportBuilder {
     /// The EHLO name (default: the sender's domain).
     pub fn hello_name(mut self, name: impl Into<String>) -> Self {
         self.hello_name = Some(name.into());
+        self
+    }
+
+    /// How the server name is resolved (default: the system resolver). Tests use
+    /// [`Resolver::loopback_only`] so that an unknown name fails without asking DNS.
+    pub fn resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
         self
     }
 
@@ -121,6 +129,7 @@ impl SmtpTransportBuilder {
             allow_plaintext_auth: self.config.allow_plaintext_auth,
             tls_config,
             server_name,
+            resolver: self.resolver,
         };
         Ok(SmtpTransport {
             shared: Arc::new(Shared {
@@ -150,6 +159,7 @@ impl SmtpTransport {
             idle_timeout: Duration::from_secs(60),
             tokens: None,
             hello_name: None,
+            resolver: Resolver::System,
         }
     }
 

@@ -1,0 +1,421 @@
+//! The scenario catalogue runner: starts each entry's fake server, writes a config for it, runs the validate flow and compares the classified error with the expectation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailroom_core::config::LoadedConfig;
+use mailroom_core::{CompanyEmail, Mailbox, SendError, ServiceConfig, Transport};
+use mailroom_smtp::{Resolver, SmtpTransport};
+use mailroom_testkit::{
+    FakeSmtpServer, Fault, KitError, ListenerTls, Persona, Reply, ScriptedSmtpServer, Step,
+};
+use serde::Deserialize;
+
+/// The catalogue shipped in `fixtures/scenarios/smtp.toml`.
+pub const SMTP_CATALOGUE: &str = include_str!("../fixtures/scenarios/smtp.toml");
+
+/// The account every fake server accepts.
+pub const ACCOUNT: (&str, &str) = ("erp@company.com", "right-password");
+
+#[derive(Debug, Deserialize)]
+struct Catalogue {
+    scenario: Vec<Scenario>,
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique name.
+    pub name: String,
+    /// What it reproduces.
+    pub description: String,
+    /// The documented ERP error expected, if any.
+    pub documented_error: Option<String>,
+    /// The expected kind (`ok` for success).
+    pub kind: String,
+    /// The expected field.
+    pub field: Option<String>,
+    /// The server to start.
+    pub server: ServerSpec,
+    /// The client config.
+    #[serde(default)]
+    pub client: ClientSpec,
+    /// Bounded by `timeout_secs` rather than the 2 s budget.
+    #[serde(default)]
+    pub slow: bool,
+}
+
+/// Which server a scenario talks to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerSpec {
+    /// A provider persona in a fault mode.
+    Persona {
+        /// `gmail_587`, `gmail_465` or `office365_587`.
+        persona: String,
+        /// `none`, `bad_password`, `app_password_required`, `smtp_auth_disabled`,
+        /// `starttls_required`, `sender_not_allowed`, `send_as_denied`, `oauth_token_rejected`.
+        fault: String,
+    },
+    /// The mailin-embedded fake server.
+    Fake {
+        /// Offer STARTTLS.
+        #[serde(default = "yes")]
+        starttls: bool,
+        /// TLS from the first byte.
+        #[serde(default)]
+        implicit_tls: bool,
+        /// Advertised SIZE limit.
+        max_message_size: Option<usize>,
+        /// A recipient refused with 550 5.1.1.
+        reject_recipient: Option<String>,
+    },
+    /// The scripted responder.
+    Script {
+        /// `none`, `starttls` or `implicit`.
+        #[serde(default = "starttls")]
+        tls: String,
+        /// Never say anything.
+        #[serde(default)]
+        silent: bool,
+        /// Hang up at this step (`connect`, `greeting`, `ehlo`, `starttls`, `auth`, `mail`, `rcpt`, `data_command`, `message_body`).
+        hang_up_at: Option<String>,
+        /// Bytes to send instead of SMTP.
+        garbage: Option<String>,
+        /// The reply after the message data, as `[code, "line", …]`.
+        end_of_data_reply: Option<Vec<toml::Value>>,
+    },
+    /// A port nothing listens on.
+    ClosedPort,
+    /// No server: the scenario is about the config alone.
+    None,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn starttls() -> String {
+    "starttls".into()
+}
+
+/// The client side of a scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSpec {
+    /// The server name in the config (default 127.0.0.1).
+    pub server: String,
+    /// Enable SSL checkbox.
+    pub enable_ssl: bool,
+    /// Explicit TLS mode.
+    pub tls: Option<String>,
+    /// Log in with the account (default true).
+    pub login: bool,
+    /// The password (default the right one).
+    pub password: String,
+    /// Trust the server's generated CA (default true).
+    pub trust_server_ca: bool,
+    /// Per-step deadline.
+    pub timeout_secs: u64,
+    /// Test-mail recipient instead of the sender.
+    pub to: Option<String>,
+    /// A whole config instead of the generated one.
+    pub config: Option<String>,
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        ClientSpec {
+            server: "127.0.0.1".into(),
+            enable_ssl: true,
+            tls: None,
+            login: true,
+            password: ACCOUNT.1.into(),
+            trust_server_ca: true,
+            timeout_secs: 5,
+            to: None,
+            config: None,
+        }
+    }
+}
+
+/// What running one scenario showed.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Observed kind (`ok` on success).
+    pub kind: String,
+    /// Observed field.
+    pub field: Option<String>,
+    /// Observed documented error.
+    pub documented_error: Option<String>,
+    /// Wall time of the validate flow.
+    pub elapsed: Duration,
+    /// The error's detail or a setup failure.
+    pub detail: String,
+}
+
+impl Outcome {
+    /// Whether kind, field and documented error match, within the time budget.
+    pub fn passed(&self) -> bool {
+        let expected = &self.scenario;
+        let in_budget = expected.slow || self.elapsed < Duration::from_secs(2);
+        self.kind == expected.kind
+            && (expected.kind == "ok" || self.field == expected.field)
+            && self.documented_error == expected.documented_error
+            && in_budget
+    }
+}
+
+/// Parses the SMTP catalogue.
+pub fn load_catalogue() -> Result<Vec<Scenario>, String> {
+    toml::from_str::<Catalogue>(SMTP_CATALOGUE).map(|c| c.scenario).map_err(|e| format!("fixtures/scenarios/smtp.toml: {e}"))
+}
+
+/// A running server, held only so it lives until the scenario ends.
+#[allow(dead_code)]
+enum Running {
+    Fake(FakeSmtpServer),
+    Script(ScriptedSmtpServer),
+    Nothing,
+}
+
+struct Started {
+    _server: Running,
+    port: u16,
+    ca_pem: Option<String>,
+}
+
+fn kit(error: KitError) -> String {
+    error.to_string()
+}
+
+fn persona(name: &str) -> Result<Persona, String> {
+    match name {
+        "gmail_587" => Ok(Persona::gmail_587()),
+        "gmail_465" => Ok(Persona::gmail_465()),
+        "office365_587" => Ok(Persona::office365_587()),
+        other => Err(format!("unknown persona {other}")),
+    }
+}
+
+fn fault(name: &str) -> Result<Fault, String> {
+    Ok(match name {
+        "none" => Fault::None,
+        "bad_password" => Fault::BadPassword,
+        "app_password_required" => Fault::AppPasswordRequired,
+        "smtp_auth_disabled" => Fault::SmtpAuthDisabled,
+        "starttls_required" => Fault::StartTlsRequired,
+        "sender_not_allowed" => Fault::SenderNotAllowed,
+        "send_as_denied" => Fault::SendAsDenied,
+        "oauth_token_rejected" => Fault::OAuthTokenRejected,
+        other => return Err(format!("unknown fault {other}")),
+    })
+}
+
+fn step(name: &str) -> Result<Step, String> {
+    Ok(match name {
+        "connect" => Step::Connect,
+        "greeting" => Step::Greeting,
+        "ehlo" => Step::Ehlo,
+        "starttls" => Step::StartTls,
+        "auth" => Step::Auth,
+        "mail" => Step::Mail,
+        "rcpt" => Step::Rcpt,
+        "data_command" => Step::DataCommand,
+        "message_body" => Step::MessageBody,
+        other => return Err(format!("unknown step {other}")),
+    })
+}
+
+fn reply(values: &[toml::Value]) -> Result<Reply, String> {
+    let code = values.first().and_then(toml::Value::as_integer).ok_or("a reply starts with its code")?;
+    let lines: Vec<String> = values[1..].iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    Ok(Reply::new(code as u16, lines))
+}
+
+async fn start(spec: &ServerSpec) -> Result<Started, String> {
+    match spec {
+        ServerSpec::Persona { persona: name, fault: fault_name } => {
+            let server = persona(name)?.account(ACCOUNT.0, ACCOUNT.1).fault(fault(fault_name)?).start().await.map_err(kit)?;
+            Ok(Started { port: server.addr().port(), ca_pem: Some(server.ca_pem().to_owned()), _server: Running::Script(server) })
+        }
+        ServerSpec::Fake { starttls, implicit_tls, max_message_size, reject_recipient } => {
+            let mut builder = FakeSmtpServer::builder().starttls(*starttls).implicit_tls(*implicit_tls).account(ACCOUNT.0, ACCOUNT.1);
+            if let Some(size) = max_message_size {
+                builder = builder.max_message_size(*size);
+            }
+            if let Some(address) = reject_recipient {
+                builder = builder.reject_recipient(address.clone());
+            }
+            let server = builder.start().await.map_err(kit)?;
+            Ok(Started { port: server.addr().port(), ca_pem: Some(server.ca_pem().to_owned()), _server: Running::Fake(server) })
+        }
+        ServerSpec::Script { tls, silent, hang_up_at, garbage, end_of_data_reply } => {
+            let listener = match tls.as_str() {
+                "none" => ListenerTls::None,
+                "starttls" => ListenerTls::StartTls,
+                "implicit" => ListenerTls::Implicit,
+                other => return Err(format!("unknown tls {other}")),
+            };
+            let mut builder = ScriptedSmtpServer::builder().tls(listener).account(ACCOUNT.0, ACCOUNT.1);
+            if *silent {
+                builder = builder.silent();
+            }
+            if let Some(at) = hang_up_at {
+                builder = builder.hang_up_at(step(at)?);
+            }
+            if let Some(bytes) = garbage {
+                builder = builder.garbage(bytes.as_bytes().to_vec());
+            }
+            if let Some(values) = end_of_data_reply {
+                builder = builder.end_of_data_reply(reply(values)?);
+            }
+            let server = builder.start().await.map_err(kit)?;
+            Ok(Started { port: server.addr().port(), ca_pem: Some(server.ca_pem().to_owned()), _server: Running::Script(server) })
+        }
+        ServerSpec::ClosedPort => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            drop(listener);
+            Ok(Started { _server: Running::Nothing, port, ca_pem: None })
+        }
+        ServerSpec::None => Ok(Started { _server: Running::Nothing, port: 1, ca_pem: None }),
+    }
+}
+
+/// The Company Email config a scenario's client uses.
+pub fn client_config(client: &ClientSpec, port: u16, ca_file: Option<&Path>) -> String {
+    if let Some(config) = &client.config {
+        return config.clone();
+    }
+    let mut text = format!(
+        "service = \"web_mail\"\nemail_address = \"{}\"\ndisplay_name = \"Company ERP\"\n\n[web_mail]\nserver = \"{}\"\nport = {port}\nenable_ssl = {}\ntimeout_secs = {}\n",
+        ACCOUNT.0, client.server, client.enable_ssl, client.timeout_secs
+    );
+    if let Some(tls) = &client.tls {
+        text.push_str(&format!("tls = \"{tls}\"\n"));
+    }
+    if client.login {
+        text.push_str(&format!("username = \"{}\"\npassword = \"{}\"\n", ACCOUNT.0, client.password));
+    }
+    if let Some(path) = ca_file {
+        text.push_str(&format!("ca_file = \"{}\"\n", path.display()));
+    }
+    text
+}
+
+/// Resolves only `localhost` and the alias the certificate does not carry; anything else fails without DNS.
+pub fn hermetic_resolver() -> Resolver {
+    let loopback: Vec<std::net::IpAddr> = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+    let names = [("localhost".to_owned(), loopback.clone()), ("alias.mailroom.test".to_owned(), loopback)];
+    Resolver::Static(Arc::new(names.into_iter().collect()))
+}
+
+/// Runs one scenario end to end.
+pub async fn run(scenario: &Scenario, workdir: &Path) -> Outcome {
+    let outcome = |kind: &str, error: Option<&SendError>, elapsed, detail: String| Outcome {
+        scenario: scenario.clone(),
+        kind: kind.to_owned(),
+        field: error.and_then(SendError::field).map(str::to_owned),
+        documented_error: error.and_then(SendError::documented_error).map(|d| d.as_str().to_owned()),
+        elapsed,
+        detail,
+    };
+    let started = match start(&scenario.server).await {
+        Ok(started) => started,
+        Err(reason) => return outcome("setup_failed", None, Duration::ZERO, reason),
+    };
+    let ca_file: Option<PathBuf> = match (&started.ca_pem, scenario.client.trust_server_ca) {
+        (Some(pem), true) => {
+            let path = workdir.join(format!("{}-ca.pem", scenario.name));
+            if let Err(e) = std::fs::write(&path, pem) {
+                return outcome("setup_failed", None, Duration::ZERO, e.to_string());
+            }
+            Some(path)
+        }
+        _ => None,
+    };
+    let text = client_config(&scenario.client, started.port, ca_file.as_deref());
+    let clock = Instant::now();
+    let loaded: LoadedConfig = match mailroom::load_config_text(&text, workdir, &|_| None) {
+        Ok(loaded) => loaded,
+        Err(mailroom::LoadError::Invalid { errors, .. }) => {
+            let error = errors[0].to_send_error();
+            return outcome("invalid_config", Some(&error), clock.elapsed(), error.detail().to_owned());
+        }
+        Err(other) => return outcome("setup_failed", None, Duration::ZERO, other.to_string()),
+    };
+    let to = match scenario.client.to.as_deref().map(str::parse::<Mailbox>).transpose() {
+        Ok(to) => to,
+        Err(e) => return outcome("setup_failed", None, Duration::ZERO, e.to_string()),
+    };
+    let result = send_test_mail(&loaded.config, &text, to).await;
+    let elapsed = clock.elapsed();
+    match result {
+        Ok(message_id) => outcome("ok", None, elapsed, message_id),
+        Err(error) => outcome(error.kind().as_str(), Some(&error), elapsed, error.detail().to_owned()),
+    }
+}
+
+async fn send_test_mail(config: &CompanyEmail, text: &str, to: Option<Mailbox>) -> Result<String, SendError> {
+    let ServiceConfig::WebMail(smtp) = &config.service else {
+        return Err(SendError::new(mailroom_core::ErrorKind::InvalidConfig, "the scenario catalogue covers Web Mail"));
+    };
+    let transport = SmtpTransport::builder(config.sender.clone(), smtp).resolver(hermetic_resolver()).build()?;
+    let validated = mailroom::validate(&transport as &dyn Transport, config, text, to).await?;
+    transport.close().await;
+    Ok(validated.receipt().message_id.clone())
+}
+
+/// Runs every scenario in order (each bounded), in a scratch folder.
+pub async fn run_all(scenarios: &[Scenario]) -> Vec<Outcome> {
+    let workdir = tempfile::tempdir().expect("a scratch folder");
+    let mut outcomes = Vec::new();
+    for scenario in scenarios {
+        let limit = Duration::from_secs(scenario.client.timeout_secs * 4 + 10);
+        let outcome = match tokio::time::timeout(limit, run(scenario, workdir.path())).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome {
+                scenario: scenario.clone(),
+                kind: "hung".into(),
+                field: None,
+                documented_error: None,
+                elapsed: limit,
+                detail: format!("no result within {limit:?}"),
+            },
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// The outcomes as a table: scenario, documented error, expected, observed, time, pass.
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = format!("{:<38} {:<16} {:<28} {:<28} {:>8}  {}\n", "scenario", "documented", "expected", "observed", "time", "pass");
+    for outcome in outcomes {
+        let expected = match &outcome.scenario.field {
+            Some(field) => format!("{} ({field})", outcome.scenario.kind),
+            None => outcome.scenario.kind.clone(),
+        };
+        let observed = match &outcome.field {
+            Some(field) => format!("{} ({field})", outcome.kind),
+            None => outcome.kind.clone(),
+        };
+        out.push_str(&format!(
+            "{:<38} {:<16} {:<28} {:<28} {:>6}ms  {}\n",
+            outcome.scenario.name,
+            outcome.scenario.documented_error.as_deref().unwrap_or("-"),
+            expected,
+            observed,
+            outcome.elapsed.as_millis(),
+            if outcome.passed() { "ok" } else { "FAIL" }
+        ));
+    }
+    let passed = outcomes.iter().filter(|o| o.passed()).count();
+    out.push_str(&format!("{passed} passed, {} failed\n", outcomes.len() - passed));
+    out
+}
