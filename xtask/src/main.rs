@@ -1,17 +1,35 @@
 //! `cargo xtask`: mailroom's developer tasks (rust-analyzer's xtask pattern; the alias lives in .cargo/config.toml).
 
+mod bench_smtp;
+
+
 use std::process::{Command, ExitCode};
 
 const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
+  scenarios          run the SMTP scenario catalogue (fixtures/scenarios/smtp.toml) and print the table
+  fake-smtp          run a fake SMTP server in the foreground: [--persona gmail|gmail-465|office365|plain] [--port N]
+  bench              benchmarks: `bench smtp [--sink HOST:PORT] [--json]`
   ci                 what CI runs: fmt check, clippy -D warnings, the test suite
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("scenarios") => scenarios(flag(&args, "--json")),
+        Some("fake-smtp") => {
+            let port = option(&args, "--port").map(|p| p.parse::<u16>().map_err(|e| format!("--port {p}: {e}")));
+            match port.transpose() {
+                Ok(_port) => Err("fake-smtp: pending".into()),
+                Err(e) => Err(e),
+            }
+        }
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("smtp") => bench_smtp::run(option(&args, "--sink").map(str::to_owned), flag(&args, "--json")),
+            _ => Err(format!("usage: cargo xtask bench smtp [--sink HOST:PORT] [--json]\n\n{HELP}")),
+        },
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
@@ -28,29 +46,46 @@ fn main() -> ExitCode {
     }
 }
 
+fn flag(args: &[String], name: &str) -> bool {
+    args.iter().any(|a| a == name)
+}
+
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
 fn cargo(args: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`cargo {}` failed", args.join(" ")))
-    }
+    let status = Command::new(&cargo).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed", args.join(" "))) }
 }
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace", "--all-features"])
+}
+
+fn scenarios(json: bool) -> Result<(), String> {
+    use mailroom_e2e::scenarios::{load_catalogue, run_all, table};
+    let scenarios = load_catalogue()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let outcomes = runtime.block_on(run_all(&scenarios));
+    if json {
+        for outcome in &outcomes {
+            let line = serde_json::json!({
+                "scenario": outcome.scenario.name,
+                "documented_error": outcome.scenario.documented_error,
+                "expected": {"kind": outcome.scenario.kind, "field": outcome.scenario.field},
+                "observed": {"kind": outcome.kind, "field": outcome.field, "documented_error": outcome.documented_error},
+                "elapsed_ms": outcome.elapsed.as_millis() as u64,
+                "pass": outcome.passed(),
+            });
+            println!("{line}");
+        }
+    } else {
+        print!("{}", table(&outcomes));
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    if failed == 0 { Ok(()) } else { Err(format!("{failed} scenario(s) failed")) }
 }

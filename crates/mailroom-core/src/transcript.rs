@@ -71,7 +71,12 @@ impl Transcript {
     /// assert_eq!(transcript.to_string(), "C: AUTH PLAIN [redacted]\n");
     /// ```
     pub fn client_redacted(&mut self, visible: &str) {
-        self.push(Direction::Client, &format!("{visible} {REDACTED}"));
+        let visible = visible.trim();
+        if visible.is_empty() {
+            self.push(Direction::Client, REDACTED);
+        } else {
+            self.push(Direction::Client, &format!("{visible} {REDACTED}"));
+        }
     }
 
     /// Records a server reply (each line of a multi-line reply separately).
