@@ -1,6 +1,7 @@
 //! `cargo xtask`: mailroom's developer tasks (rust-analyzer's xtask pattern; the alias lives in .cargo/config.toml).
 
 mod bench_smtp;
+mod fake_smtp;
 
 
 use std::process::{Command, ExitCode};
@@ -22,9 +23,15 @@ fn main() -> ExitCode {
         Some("fake-smtp") => {
             let port = option(&args, "--port").map(|p| p.parse::<u16>().map_err(|e| format!("--port {p}: {e}")));
             match port.transpose() {
-                Ok(_port) => Err("fake-smtp: pending".into()),
+                Ok(port) => fake_smtp::run(option(&args, "--persona").unwrap_or("plain"), port),
                 Err(e) => Err(e),
             }
+        }
+        Some("bench") if cfg!(debug_assertions) => {
+            // Numbers from a debug build would mislead: re-run this task from a release build.
+            let mut release = vec!["run", "--quiet", "--release", "--package", "xtask", "--"];
+            release.extend(args.iter().map(String::as_str));
+            cargo(&release)
         }
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("smtp") => bench_smtp::run(option(&args, "--sink").map(str::to_owned), flag(&args, "--json")),
