@@ -33,18 +33,10 @@ impl Measurement {
 /// (`name`, `messages`, `msgs_per_sec`).
 pub fn run(json: bool) -> Result<(), String> {
     let renderer = Renderer::new();
-    let sender: Mailbox = "Northwind ERP <erp@northwind.example>"
-        .parse()
-        .map_err(|e| format!("bench sender: {e}"))?;
+    let sender: Mailbox = "Northwind ERP <erp@northwind.example>".parse().map_err(|e| format!("bench sender: {e}"))?;
     let workloads = [
-        (
-            "overdue_invoice_reminder (10 lines)",
-            overdue_reminder_with_lines(10)?,
-        ),
-        (
-            "packing_slip_with_invoice (2 x 200 KB PDF)",
-            packing_slip_with_pdfs(PDF_SIZE)?,
-        ),
+        ("overdue_invoice_reminder (10 lines)", overdue_reminder_with_lines(10)?),
+        ("packing_slip_with_invoice (2 x 200 KB PDF)", packing_slip_with_pdfs(PDF_SIZE)?),
     ];
     let mut results = Vec::new();
     for (name, event) in &workloads {
@@ -61,10 +53,7 @@ pub fn run(json: bool) -> Result<(), String> {
             );
         }
     } else {
-        println!(
-            "{:<45} {:>10} {:>12} {:>14}",
-            "workload", "messages", "msgs/s", "message bytes"
-        );
+        println!("{:<45} {:>10} {:>12} {:>14}", "workload", "messages", "msgs/s", "message bytes");
         for result in &results {
             println!(
                 "{:<45} {:>10} {:>12.0} {:>14}",
@@ -83,17 +72,8 @@ pub fn run(json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn measure(
-    name: &'static str,
-    renderer: &Renderer,
-    event: &Event,
-    sender: &Mailbox,
-) -> Result<Measurement, String> {
-    let render = || {
-        renderer
-            .render_event(event, sender)
-            .map_err(|e| format!("{name}: {e}"))
-    };
+fn measure(name: &'static str, renderer: &Renderer, event: &Event, sender: &Mailbox) -> Result<Measurement, String> {
+    let render = || renderer.render_event(event, sender).map_err(|e| format!("{name}: {e}"));
     let message_bytes = render()?.message.len();
     let warm_up_until = Instant::now() + WARM_UP;
     while Instant::now() < warm_up_until {
@@ -106,12 +86,7 @@ fn measure(
         black_box(render()?);
         messages += 1;
     }
-    Ok(Measurement {
-        name,
-        messages,
-        elapsed: started.elapsed(),
-        message_bytes,
-    })
+    Ok(Measurement { name, messages, elapsed: started.elapsed(), message_bytes })
 }
 
 const COMMON: &str = r#"
@@ -150,8 +125,7 @@ fn overdue_reminder_with_lines(count: usize) -> Result<Event, String> {
 }}"#,
         lines.join(",\n")
     );
-    Event::from_json(EventKind::OverdueInvoiceReminder, &json)
-        .map_err(|e| format!("bench reminder payload: {e}"))
+    Event::from_json(EventKind::OverdueInvoiceReminder, &json).map_err(|e| format!("bench reminder payload: {e}"))
 }
 
 fn packing_slip_with_pdfs(size: usize) -> Result<Event, String> {
@@ -173,9 +147,7 @@ fn packing_slip_with_pdfs(size: usize) -> Result<Event, String> {
         payload.packing_slip_pdf.content = pdf_like_bytes(size, 1);
         payload.invoice_pdf.content = pdf_like_bytes(size, 2);
     }
-    event
-        .checked()
-        .map_err(|e| format!("bench packing slip payload: {e}"))
+    event.checked().map_err(|e| format!("bench packing slip payload: {e}"))
 }
 
 /// `size` bytes starting like a PDF, then binary noise (as compressed PDF streams are),
