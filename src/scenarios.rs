@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use mailroom_core::config::LoadedConfig;
 use mailroom_core::{CompanyEmail, Mailbox, SendError, ServiceConfig, Transport};
 use mailroom_smtp::{Resolver, SmtpTransport};
-use mailroom_testkit::{
-    FakeSmtpServer, Fault, KitError, ListenerTls, Persona, Reply, ScriptedSmtpServer, Step,
-};
+use mailroom_testkit::{FakeSmtpServer, Fault, KitError, ListenerTls, Persona, Reply, ScriptedSmtpServer, Step};
 use serde::Deserialize;
 
 /// The catalogue shipped in `fixtures/scenarios/smtp.toml`.
@@ -172,7 +170,9 @@ impl Outcome {
 
 /// Parses the SMTP catalogue.
 pub fn load_catalogue() -> Result<Vec<Scenario>, String> {
-    toml::from_str::<Catalogue>(SMTP_CATALOGUE).map(|c| c.scenario).map_err(|e| format!("fixtures/scenarios/smtp.toml: {e}"))
+    toml::from_str::<Catalogue>(SMTP_CATALOGUE)
+        .map(|c| c.scenario)
+        .map_err(|e| format!("fixtures/scenarios/smtp.toml: {e}"))
 }
 
 /// A running server, held only so it lives until the scenario ends.
@@ -240,11 +240,17 @@ fn reply(values: &[toml::Value]) -> Result<Reply, String> {
 async fn start(spec: &ServerSpec) -> Result<Started, String> {
     match spec {
         ServerSpec::Persona { persona: name, fault: fault_name } => {
-            let server = persona(name)?.account(ACCOUNT.0, ACCOUNT.1).fault(fault(fault_name)?).start().await.map_err(kit)?;
-            Ok(Started { port: server.addr().port(), ca_pem: Some(server.ca_pem().to_owned()), _server: Running::Script(server) })
+            let server =
+                persona(name)?.account(ACCOUNT.0, ACCOUNT.1).fault(fault(fault_name)?).start().await.map_err(kit)?;
+            Ok(Started {
+                port: server.addr().port(),
+                ca_pem: Some(server.ca_pem().to_owned()),
+                _server: Running::Script(server),
+            })
         }
         ServerSpec::Fake { starttls, implicit_tls, max_message_size, reject_recipient } => {
-            let mut builder = FakeSmtpServer::builder().starttls(*starttls).implicit_tls(*implicit_tls).account(ACCOUNT.0, ACCOUNT.1);
+            let mut builder =
+                FakeSmtpServer::builder().starttls(*starttls).implicit_tls(*implicit_tls).account(ACCOUNT.0, ACCOUNT.1);
             if let Some(size) = max_message_size {
                 builder = builder.max_message_size(*size);
             }
@@ -252,7 +258,11 @@ async fn start(spec: &ServerSpec) -> Result<Started, String> {
                 builder = builder.reject_recipient(address.clone());
             }
             let server = builder.start().await.map_err(kit)?;
-            Ok(Started { port: server.addr().port(), ca_pem: Some(server.ca_pem().to_owned()), _server: Running::Fake(server) })
+            Ok(Started {
+                port: server.addr().port(),
+                ca_pem: Some(server.ca_pem().to_owned()),
+                _server: Running::Fake(server),
+            })
         }
         ServerSpec::Script { tls, silent, hang_up_at, garbage, end_of_data_reply } => {
             let listener = match tls.as_str() {
@@ -275,7 +285,11 @@ async fn start(spec: &ServerSpec) -> Result<Started, String> {
                 builder = builder.end_of_data_reply(reply(values)?);
             }
             let server = builder.start().await.map_err(kit)?;
-            Ok(Started { port: server.addr().port(), ca_pem: Some(server.ca_pem().to_owned()), _server: Running::Script(server) })
+            Ok(Started {
+                port: server.addr().port(),
+                ca_pem: Some(server.ca_pem().to_owned()),
+                _server: Running::Script(server),
+            })
         }
         ServerSpec::ClosedPort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -395,7 +409,10 @@ pub async fn run_all(scenarios: &[Scenario]) -> Vec<Outcome> {
 
 /// The outcomes as a table: scenario, documented error, expected, observed, time, pass.
 pub fn table(outcomes: &[Outcome]) -> String {
-    let mut out = format!("{:<38} {:<16} {:<28} {:<28} {:>8}  {}\n", "scenario", "documented", "expected", "observed", "time", "pass");
+    let mut out = format!(
+        "{:<38} {:<16} {:<28} {:<28} {:>8}  {}\n",
+        "scenario", "documented", "expected", "observed", "time", "pass"
+    );
     for outcome in outcomes {
         let expected = match &outcome.scenario.field {
             Some(field) => format!("{} ({field})", outcome.scenario.kind),

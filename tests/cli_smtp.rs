@@ -54,12 +54,24 @@ async fn office365_smtp_auth_disabled_for_people() {
     let server = persona(Persona::office365_587(), Fault::SmtpAuthDisabled).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server, "starttls");
-    let run = run_mailroom(&["validate", "--config", &config], &[("MAILROOM_PASSWORD", PASSWORD), ("RUST_LOG", "trace")]);
+    let run =
+        run_mailroom(&["validate", "--config", &config], &[("MAILROOM_PASSWORD", PASSWORD), ("RUST_LOG", "trace")]);
     assert_eq!(run.code, 1, "{run:?}");
-    for needle in ["Cannot complete the request", "Field to change: web_mail.username", "Server reply: 535 5.7.139", "Authenticated SMTP", "C: AUTH LOGIN\n", "S: 334 VXNlcm5hbWU6", "C: [redacted]"] {
+    for needle in [
+        "Cannot complete the request",
+        "Field to change: web_mail.username",
+        "Server reply: 535 5.7.139",
+        "Authenticated SMTP",
+        "C: AUTH LOGIN\n",
+        "S: 334 VXNlcm5hbWU6",
+        "C: [redacted]",
+    ] {
         assert!(run.stdout.contains(needle), "missing {needle:?} in:\n{}", run.stdout);
     }
-    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "the password leaked with RUST_LOG=trace");
+    assert!(
+        !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
+        "the password leaked with RUST_LOG=trace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -68,7 +80,10 @@ async fn save_only_after_a_successful_validate() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &good, "starttls");
     let saved = dir.path().join("saved.toml");
-    let run = run_mailroom(&["validate", "--config", &config, "--save", saved.to_str().unwrap(), "--json"], &[("MAILROOM_PASSWORD", PASSWORD)]);
+    let run = run_mailroom(
+        &["validate", "--config", &config, "--save", saved.to_str().unwrap(), "--json"],
+        &[("MAILROOM_PASSWORD", PASSWORD)],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     let json = run.json();
     assert_eq!(json["ok"], true);
@@ -82,7 +97,10 @@ async fn save_only_after_a_successful_validate() {
     let bad_dir = tempfile::tempdir().unwrap();
     let bad_config = write_config(bad_dir.path(), &bad, "starttls");
     let not_saved = bad_dir.path().join("saved.toml");
-    let run = run_mailroom(&["validate", "--config", &bad_config, "--save", not_saved.to_str().unwrap()], &[("MAILROOM_PASSWORD", PASSWORD)]);
+    let run = run_mailroom(
+        &["validate", "--config", &bad_config, "--save", not_saved.to_str().unwrap()],
+        &[("MAILROOM_PASSWORD", PASSWORD)],
+    );
     assert_eq!(run.code, 1);
     assert!(!not_saved.exists(), "a failed validate must not save");
 }

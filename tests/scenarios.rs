@@ -9,7 +9,11 @@ async fn every_scenario_is_classified_as_documented() {
     let outcomes = run_all(&scenarios).await;
     let report = table(&outcomes);
     println!("{report}");
-    let failures: Vec<_> = outcomes.iter().filter(|o| !o.passed()).map(|o| format!("{}: {} ({})", o.scenario.name, o.kind, o.detail)).collect();
+    let failures: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.passed())
+        .map(|o| format!("{}: {} ({})", o.scenario.name, o.kind, o.detail))
+        .collect();
     assert!(failures.is_empty(), "{report}\nfailures:\n{}", failures.join("\n"));
 }
 

@@ -66,7 +66,12 @@ where
     Ok((total, started.elapsed()))
 }
 
-async fn ours(target: std::net::SocketAddr, tls: bool, ca_file: Option<&std::path::Path>, connections: usize) -> Result<(u64, Duration), String> {
+async fn ours(
+    target: std::net::SocketAddr,
+    tls: bool,
+    ca_file: Option<&std::path::Path>,
+    connections: usize,
+) -> Result<(u64, Duration), String> {
     let sender: Mailbox = "Bench <bench@company.com>".parse().expect("static address");
     let config = SmtpConfig {
         server: if tls { "localhost".into() } else { target.ip().to_string() },
@@ -79,7 +84,12 @@ async fn ours(target: std::net::SocketAddr, tls: bool, ca_file: Option<&std::pat
         timeout: Duration::from_secs(10),
         allow_plaintext_auth: false,
     };
-    let transport = Arc::new(SmtpTransport::builder(sender.clone(), &config).max_connections(connections).build().map_err(|e| e.to_string())?);
+    let transport = Arc::new(
+        SmtpTransport::builder(sender.clone(), &config)
+            .max_connections(connections)
+            .build()
+            .map_err(|e| e.to_string())?,
+    );
     let message = Arc::new(one_kb_message(&sender));
     let result = drive(connections, move || {
         let transport = transport.clone();
@@ -90,17 +100,29 @@ async fn ours(target: std::net::SocketAddr, tls: bool, ca_file: Option<&std::pat
     result
 }
 
-async fn stock_lettre(target: std::net::SocketAddr, tls: bool, ca_pem: Option<&str>, connections: usize) -> Result<(u64, Duration), String> {
-    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+async fn stock_lettre(
+    target: std::net::SocketAddr,
+    tls: bool,
+    ca_pem: Option<&str>,
+    connections: usize,
+) -> Result<(u64, Duration), String> {
     use lettre::transport::smtp::PoolConfig;
-    let mut builder = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(if tls { "localhost".to_owned() } else { target.ip().to_string() })
-        .port(target.port())
-        .timeout(Some(Duration::from_secs(10)))
-        .pool_config(PoolConfig::new().max_size(connections as u32));
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let mut builder = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(if tls {
+        "localhost".to_owned()
+    } else {
+        target.ip().to_string()
+    })
+    .port(target.port())
+    .timeout(Some(Duration::from_secs(10)))
+    .pool_config(PoolConfig::new().max_size(connections as u32));
     if tls {
         let pem = ca_pem.ok_or("no CA for the TLS sink")?;
         let certificate = Certificate::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
-        let parameters = TlsParameters::builder("localhost".to_owned()).add_root_certificate(certificate).build_rustls().map_err(|e| e.to_string())?;
+        let parameters = TlsParameters::builder("localhost".to_owned())
+            .add_root_certificate(certificate)
+            .build_rustls()
+            .map_err(|e| e.to_string())?;
         builder = builder.tls(Tls::Required(parameters));
     }
     let transport = Arc::new(builder.build());
@@ -152,7 +174,8 @@ pub fn run(sink: Option<String>, json: bool) -> Result<(), String> {
             let (messages, elapsed) = ours(plain_target, false, None, connections).await?;
             rows.push(Row { name: "mailroom_smtp", connections, tls: false, messages, elapsed });
             if let Some(tls_sink) = &tls_sink {
-                let (messages, elapsed) = stock_lettre(tls_sink.addr(), true, Some(tls_sink.ca_pem()), connections).await?;
+                let (messages, elapsed) =
+                    stock_lettre(tls_sink.addr(), true, Some(tls_sink.ca_pem()), connections).await?;
                 rows.push(Row { name: "stock_lettre_pooled", connections, tls: true, messages, elapsed });
                 let (messages, elapsed) = ours(tls_sink.addr(), true, Some(&ca_file), connections).await?;
                 rows.push(Row { name: "mailroom_smtp", connections, tls: true, messages, elapsed });
@@ -174,15 +197,29 @@ fn print_rows(rows: &[Row], json: bool) {
         }
         return;
     }
-    println!("{:<22} {:>11} {:>5} {:>9} {:>12} {:>18} {:>14}", "name", "connections", "tls", "messages", "msgs/s", "vs stock lettre", "vs plain (ours)");
+    println!(
+        "{:<22} {:>11} {:>5} {:>9} {:>12} {:>18} {:>14}",
+        "name", "connections", "tls", "messages", "msgs/s", "vs stock lettre", "vs plain (ours)"
+    );
     for row in rows {
-        let baseline = rows.iter().find(|b| b.name == "stock_lettre_pooled" && b.connections == row.connections && b.tls == row.tls);
+        let baseline = rows
+            .iter()
+            .find(|b| b.name == "stock_lettre_pooled" && b.connections == row.connections && b.tls == row.tls);
         let ratio = baseline.map(|b| format!("{:.1}x", row.per_second() / b.per_second())).unwrap_or_default();
         let plain = rows.iter().find(|p| p.name == row.name && p.connections == row.connections && !p.tls);
         let tls_ratio = match (row.tls, plain) {
             (true, Some(plain)) => format!("{:.0}%", 100.0 * row.per_second() / plain.per_second()),
             _ => String::new(),
         };
-        println!("{:<22} {:>11} {:>5} {:>9} {:>12.0} {:>18} {:>14}", row.name, row.connections, row.tls, row.messages, row.per_second(), ratio, tls_ratio);
+        println!(
+            "{:<22} {:>11} {:>5} {:>9} {:>12.0} {:>18} {:>14}",
+            row.name,
+            row.connections,
+            row.tls,
+            row.messages,
+            row.per_second(),
+            ratio,
+            tls_ratio
+        );
     }
 }

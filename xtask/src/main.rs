@@ -1,8 +1,9 @@
 //! `cargo xtask`: mailroom's developer tasks (rust-analyzer's xtask pattern; the alias lives in .cargo/config.toml).
 
+mod bench_events;
 mod bench_smtp;
+mod demo;
 mod fake_smtp;
-
 
 use std::process::{Command, ExitCode};
 
@@ -10,15 +11,17 @@ const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
+  demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event
   scenarios          run the SMTP scenario catalogue (fixtures/scenarios/smtp.toml) and print the table
   fake-smtp          run a fake SMTP server in the foreground: [--persona gmail|gmail-465|office365|plain] [--port N]
-  bench              benchmarks: `bench smtp [--sink HOST:PORT] [--json]`
+  bench              benchmarks (release build): `bench smtp [--sink HOST:PORT] [--json]`, `bench events [--json]`
   ci                 what CI runs: fmt check, clippy -D warnings, the test suite
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(),
         Some("scenarios") => scenarios(flag(&args, "--json")),
         Some("fake-smtp") => {
             let port = option(&args, "--port").map(|p| p.parse::<u16>().map_err(|e| format!("--port {p}: {e}")));
@@ -35,7 +38,8 @@ fn main() -> ExitCode {
         }
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("smtp") => bench_smtp::run(option(&args, "--sink").map(str::to_owned), flag(&args, "--json")),
-            _ => Err(format!("usage: cargo xtask bench smtp [--sink HOST:PORT] [--json]\n\n{HELP}")),
+            Some("events") => bench_events::run(flag(&args, "--json")),
+            _ => Err(format!("usage: cargo xtask bench smtp|events [--json]\n\n{HELP}")),
         },
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {

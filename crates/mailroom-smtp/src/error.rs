@@ -317,12 +317,7 @@ pub struct Context {
 impl Context {
     /// Derives the context from a config.
     pub fn of(config: &SmtpConfig) -> Context {
-        Context {
-            server: config.server.clone(),
-            port: config.port,
-            tls: config.tls,
-            provider: config.provider(),
-        }
+        Context { server: config.server.clone(), port: config.port, tls: config.tls, provider: config.provider() }
     }
 
     /// With SSL on, a mismatch is fixed by choosing the other TLS mode (`tls`); with SSL off,
@@ -503,12 +498,7 @@ mod tests {
     use super::*;
 
     fn context() -> Context {
-        Context {
-            server: "smtp.gmail.com".into(),
-            port: 587,
-            tls: TlsMode::Starttls,
-            provider: Some(Provider::Gmail),
-        }
+        Context { server: "smtp.gmail.com".into(), port: 587, tls: TlsMode::Starttls, provider: Some(Provider::Gmail) }
     }
 
     fn classify(step: Step, code: u16, lines: &[&str]) -> SendError {

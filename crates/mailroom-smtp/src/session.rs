@@ -695,14 +695,20 @@ async fn expects_tls_handshake(settings: &SessionSettings, peer: std::net::Socke
         let connector = TlsConnector::from(settings.tls_config.clone());
         Some(match connector.connect(settings.server_name.clone(), tcp).await {
             Ok(_) => true,
-            Err(error) => matches!(TlsFailure::of(&error), TlsFailure::WrongHost | TlsFailure::Expired | TlsFailure::Untrusted) || is_alert(&error),
+            Err(error) => {
+                matches!(TlsFailure::of(&error), TlsFailure::WrongHost | TlsFailure::Expired | TlsFailure::Untrusted)
+                    || is_alert(&error)
+            }
         })
     };
     matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(true)))
 }
 
 fn is_alert(error: &io::Error) -> bool {
-    error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_some_and(|e| matches!(e, rustls::Error::AlertReceived(_)))
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::AlertReceived(_)))
 }
 
 /// Dot-stuffs a message (RFC 5321 §4.5.2) and appends the end-of-data marker.

@@ -10,7 +10,7 @@ use mailroom_core::{
     AccessToken, ErrorKind, Mailbox, MessageDraft, Secret, SendError, SmtpConfig, TlsMode, TokenSource, Transport,
 };
 use mailroom_smtp::{Resolver, SmtpTransport};
-use mailroom_testkit::{Fault, FakeSmtpServer, Limits, ListenerTls, Persona, ScriptedSmtpServer};
+use mailroom_testkit::{FakeSmtpServer, Fault, Limits, ListenerTls, Persona, ScriptedSmtpServer};
 
 const USER: &str = "erp@company.com";
 const PASSWORD: &str = "sentinel-password-5be1";
@@ -66,7 +66,13 @@ impl ConformanceHarness for Harness {
 
 #[tokio::test]
 async fn the_core_conformance_suite_passes_over_starttls_with_auth() {
-    let server = FakeSmtpServer::builder().account(USER, PASSWORD).require_auth(true).reject_recipient("nobody@example.com").start().await.unwrap();
+    let server = FakeSmtpServer::builder()
+        .account(USER, PASSWORD)
+        .require_auth(true)
+        .reject_recipient("nobody@example.com")
+        .start()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = write_ca(&dir, server.ca_pem());
     let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
@@ -96,7 +102,13 @@ async fn the_conformance_suite_passes_over_implicit_tls() {
 #[tokio::test]
 async fn pooled_connections_are_reused_and_a_closed_one_is_replaced_transparently() {
     let limits = Limits { idle_timeout: Duration::from_millis(300), ..Limits::default() };
-    let server = ScriptedSmtpServer::builder().tls(ListenerTls::StartTls).account(USER, PASSWORD).limits(limits).start().await.unwrap();
+    let server = ScriptedSmtpServer::builder()
+        .tls(ListenerTls::StartTls)
+        .account(USER, PASSWORD)
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = write_ca(&dir, server.ca_pem());
     let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
@@ -119,7 +131,10 @@ struct CountingTokens {
 impl TokenSource for CountingTokens {
     async fn fetch_token(&self) -> Result<AccessToken, SendError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(AccessToken { token: Secret::new(format!("token-{n}")), expires_at: Some(Instant::now() + Duration::from_secs(3600)) })
+        Ok(AccessToken {
+            token: Secret::new(format!("token-{n}")),
+            expires_at: Some(Instant::now() + Duration::from_secs(3600)),
+        })
     }
 }
 
@@ -160,7 +175,11 @@ async fn credentials_never_appear_in_errors_or_transcripts() {
     let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
     let error = transport.send(&message("bad password")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthFailed);
-    let everything = format!("{error} {error:?} {} {}", serde_json::to_string(&error.report()).unwrap(), error.transcript().unwrap());
+    let everything = format!(
+        "{error} {error:?} {} {}",
+        serde_json::to_string(&error.report()).unwrap(),
+        error.transcript().unwrap()
+    );
     assert!(!everything.contains(PASSWORD));
     use base64::Engine;
     let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
@@ -171,14 +190,27 @@ async fn credentials_never_appear_in_errors_or_transcripts() {
 
 #[tokio::test]
 async fn no_password_is_sent_in_clear_text_to_a_non_loopback_name() {
-    let server = ScriptedSmtpServer::builder().tls(ListenerTls::None).capabilities_before_tls(["AUTH PLAIN LOGIN"]).account(USER, PASSWORD).start().await.unwrap();
+    let server = ScriptedSmtpServer::builder()
+        .tls(ListenerTls::None)
+        .capabilities_before_tls(["AUTH PLAIN LOGIN"])
+        .account(USER, PASSWORD)
+        .start()
+        .await
+        .unwrap();
     let mut smtp = config(server.addr().port(), TlsMode::None, None);
     smtp.server = "alias.mailroom.test".into();
     let names = [("alias.mailroom.test".to_owned(), vec![std::net::IpAddr::from([127, 0, 0, 1])])];
-    let transport = SmtpTransport::builder(sender(), &smtp).resolver(Resolver::Static(Arc::new(names.into_iter().collect()))).build().unwrap();
+    let transport = SmtpTransport::builder(sender(), &smtp)
+        .resolver(Resolver::Static(Arc::new(names.into_iter().collect())))
+        .build()
+        .unwrap();
     let error = transport.send(&message("plaintext")).await.unwrap_err();
     assert_eq!((error.kind(), error.field()), (ErrorKind::SecureConnectionRequired, Some("web_mail.enable_ssl")));
-    let client_lines: Vec<String> = server.transcripts().iter().flat_map(|t| t.client_lines().into_iter().map(str::to_owned).collect::<Vec<_>>()).collect();
+    let client_lines: Vec<String> = server
+        .transcripts()
+        .iter()
+        .flat_map(|t| t.client_lines().into_iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
     assert!(client_lines.iter().all(|l| !l.starts_with("AUTH")), "{client_lines:?}");
 }
 

@@ -120,14 +120,32 @@ impl ParsedMessage {
                 }
             })
             .collect();
+        // mail-parser's body_text/body_html convert one into the other when a part is missing;
+        // a test needs to know which parts were really sent, so look for the MIME types.
+        let inline_part = |subtype: &str| {
+            message
+                .parts
+                .iter()
+                .filter(|part| part.attachment_name().is_none())
+                .find(|part| {
+                    part.content_type().is_some_and(|ct| {
+                        ct.ctype().eq_ignore_ascii_case("text")
+                            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(subtype))
+                    })
+                })
+                .and_then(|part| part.text_contents().map(str::to_owned))
+        };
+        let untyped = message.content_type().is_none();
+        let text =
+            inline_part("plain").or_else(|| untyped.then(|| message.body_text(0).map(|b| b.into_owned())).flatten());
         Self {
             subject: message.subject().map(str::to_owned),
             from: addresses(message.from()),
             to: addresses(message.to()),
             cc: addresses(message.cc()),
             headers: message.headers_raw().map(|(name, value)| (name.to_owned(), value.trim().to_owned())).collect(),
-            text: message.body_text(0).map(|body| body.into_owned()),
-            html: message.body_html(0).map(|body| body.into_owned()),
+            text,
+            html: inline_part("html"),
             attachments,
         }
     }

@@ -1,5 +1,6 @@
 //! The `mailroom` command line (CONTRACT: DESIGN.md §5): argument parsing, command dispatch and exit codes. The only place that prints.
 
+mod events;
 mod report;
 
 use std::path::PathBuf;
@@ -90,6 +91,12 @@ enum Command {
         /// A folder of templates overriding the defaults (same file names).
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// Render as this config's Company Email sender (default: the company's support address in the data).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Connect an Email Services account (OAuth2 consent in the browser); stores the refresh token.
     Connect {
@@ -138,21 +145,19 @@ async fn run(command: Command) -> u8 {
     match command {
         Command::Validate { config, to, save, json } => validate(config, to, save, Reporter::new(json)).await,
         Command::Diagnose { config, json } => diagnose(config, Reporter::new(json)).await,
-        Command::Send { config, event, data, to, json } => {
+        Command::Send { config, event, data, to, json } => send(config, event, data, to, Reporter::new(json)).await,
+        Command::Preview { event, data, out, templates, config, json } => {
             let reporter = Reporter::new(json);
-            let started = Instant::now();
-            let Some(loaded) = load(&config, &reporter, started) else {
-                return reporter.exit_code();
+            let sender = match config {
+                Some(path) => match load(&path, &reporter, Instant::now()) {
+                    Some(loaded) => Some(loaded.config.sender),
+                    None => return reporter.exit_code(),
+                },
+                None => None,
             };
-            let _ = (event, data, to, loaded);
-            reporter.usage(None, started, "event emails are not available in this build yet: nothing was sent", &[]);
-            EXIT_USAGE
+            events::preview(&reporter, &event, &data, &out, templates.as_deref(), sender)
         }
-        Command::Preview { .. } | Command::Events { .. } => {
-            let reporter = Reporter::new(false);
-            reporter.usage(None, Instant::now(), "event emails are not available in this build yet", &[]);
-            EXIT_USAGE
-        }
+        Command::Events { json } => events::list(&Reporter::new(json)),
         Command::Connect { provider: ConnectProvider::Google { config } } => {
             let reporter = Reporter::new(false);
             let started = Instant::now();
@@ -292,6 +297,21 @@ async fn validate(config_path: PathBuf, to: Option<String>, save: Option<PathBuf
             EXIT_FAILED
         }
     }
+}
+
+async fn send(config_path: PathBuf, event: String, data: PathBuf, to: Option<String>, reporter: Reporter) -> u8 {
+    let started = Instant::now();
+    let Some(loaded) = load(&config_path, &reporter, started) else { return reporter.exit_code() };
+    let service = loaded.config.service_kind();
+    let to = match parse_recipient(to, &reporter, service, started) {
+        Ok(to) => to,
+        Err(code) => return code,
+    };
+    let transport = match transport(&loaded.config, &reporter, service, started) {
+        Ok(transport) => transport,
+        Err(code) => return code,
+    };
+    events::send(&reporter, &loaded.config, transport.as_ref(), started, &event, &data, to).await
 }
 
 async fn diagnose(config_path: PathBuf, reporter: Reporter) -> u8 {

@@ -46,6 +46,22 @@ impl Reporter {
         Reporter { json, exit_code: Cell::new(0), warnings: RefCell::new(Vec::new()) }
     }
 
+    /// Whether output is JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints a finished JSON object (with any collected warnings).
+    pub fn object(&self, object: Value) {
+        self.print_json(object);
+    }
+
+    /// Prints text for people on stdout.
+    pub fn plain(&self, text: &str) {
+        let mut out = anstream::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+    }
+
     /// The exit code implied by what was reported so far.
     pub fn exit_code(&self) -> u8 {
         self.exit_code.get()

@@ -1,0 +1,234 @@
+//! The event commands: `events` (the catalogue), `preview` (render to files) and `send` (render and send through the Company Email).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mailroom_core::{Mailbox, OutgoingMessage, ServiceKind};
+use mailroom_events::{EventError, EventKind, Renderer};
+use serde_json::{Value, json};
+
+use super::report::{Failure, Reporter};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+
+/// `mailroom events`: every kind with its description and data fields.
+pub fn list(reporter: &Reporter) -> u8 {
+    if reporter.is_json() {
+        let events: Vec<Value> = EventKind::ALL
+            .into_iter()
+            .map(|kind| {
+                json!({
+                    "kind": kind.as_str(),
+                    "description": kind.description(),
+                    "fields": kind.fields().iter().map(|field| json!({
+                        "name": field.name,
+                        "type": field.field_type.as_str(),
+                        "required": field.required,
+                        "description": field.description,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        reporter.object(json!({"ok": true, "events": events}));
+        return EXIT_OK;
+    }
+    let mut text = String::new();
+    for kind in EventKind::ALL {
+        text.push_str(&format!("{}\n  {}\n  data fields:\n", kind.as_str(), kind.description()));
+        for field in kind.fields() {
+            let required = if field.required { "required" } else { "optional" };
+            text.push_str(&format!(
+                "    {:<34} {:<24} {:<9} {}\n",
+                field.name,
+                field.field_type.as_str(),
+                required,
+                field.description
+            ));
+        }
+        text.push('\n');
+    }
+    text.push_str("Example payloads: fixtures/events/<kind>.json\n");
+    reporter.plain(&text);
+    EXIT_OK
+}
+
+/// Reads the event kind and data file, or reports a usage error.
+fn read_input(
+    reporter: &Reporter,
+    service: Option<ServiceKind>,
+    started: Instant,
+    event: &str,
+    data: &Path,
+) -> Result<(EventKind, String), u8> {
+    let kind = match event.parse::<EventKind>() {
+        Ok(kind) => kind,
+        Err(unknown) => {
+            reporter.usage(
+                service,
+                started,
+                &unknown.to_string(),
+                &["Run `mailroom events` to list the event kinds and their data fields."],
+            );
+            return Err(EXIT_USAGE);
+        }
+    };
+    match std::fs::read_to_string(data) {
+        Ok(text) => Ok((kind, text)),
+        Err(e) => {
+            reporter.usage(service, started, &format!("cannot read the event data {}: {e}", data.display()), &[]);
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// Reports an event error: too large is a classified send error (exit 1), bad data or templates are usage errors (exit 2).
+fn report_event_error(reporter: &Reporter, service: Option<ServiceKind>, started: Instant, error: &EventError) -> u8 {
+    if let Some(send_error) = error.send_error() {
+        reporter.failure(Failure { service, started, error: &send_error, headline: "The message cannot be sent" });
+        return EXIT_FAILED;
+    }
+    let hint = match error.field() {
+        Some(field) => format!("Fix the data field {field} (see `mailroom events` for every field)."),
+        None => "See `mailroom events` for the data fields, and fixtures/events/ for examples.".to_owned(),
+    };
+    reporter.usage(service, started, &error.to_string(), &[hint.as_str()]);
+    EXIT_USAGE
+}
+
+fn renderer(
+    reporter: &Reporter,
+    service: Option<ServiceKind>,
+    started: Instant,
+    templates: Option<&Path>,
+) -> Result<Renderer, u8> {
+    match templates {
+        None => Ok(Renderer::new()),
+        Some(dir) => {
+            Renderer::new().with_override_dir(dir).map_err(|e| report_event_error(reporter, service, started, &e))
+        }
+    }
+}
+
+/// `mailroom preview`: renders to `<kind>.eml`, `.html` and `.txt` in `out`.
+pub fn preview(
+    reporter: &Reporter,
+    event: &str,
+    data: &Path,
+    out: &Path,
+    templates: Option<&Path>,
+    sender: Option<Mailbox>,
+) -> u8 {
+    let started = Instant::now();
+    let (kind, text) = match read_input(reporter, None, started, event, data) {
+        Ok(input) => input,
+        Err(code) => return code,
+    };
+    let renderer = match renderer(reporter, None, started, templates) {
+        Ok(renderer) => renderer,
+        Err(code) => return code,
+    };
+    let sender = match sender {
+        Some(sender) => sender,
+        // Without a config, the preview comes from the company's own support address.
+        None => match mailroom_events::Event::from_json(kind, &text) {
+            Ok(event) => event.company().support_mailbox(),
+            Err(e) => return report_event_error(reporter, None, started, &e),
+        },
+    };
+    let preview = match renderer.preview(kind, text.as_str(), &sender) {
+        Ok(preview) => preview,
+        Err(e) => return report_event_error(reporter, None, started, &e),
+    };
+    let paths: Vec<PathBuf> =
+        ["eml", "html", "txt"].iter().map(|ext| out.join(format!("{}.{ext}", preview.file_stem))).collect();
+    let written = std::fs::create_dir_all(out).and_then(|()| {
+        std::fs::write(&paths[0], &preview.eml)?;
+        std::fs::write(&paths[1], &preview.html)?;
+        std::fs::write(&paths[2], &preview.text)
+    });
+    if let Err(e) = written {
+        reporter.usage(None, started, &format!("cannot write the preview to {}: {e}", out.display()), &[]);
+        return EXIT_USAGE;
+    }
+    let listing: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    if reporter.is_json() {
+        reporter.object(json!({"ok": true, "event": kind.as_str(), "files": listing}));
+    } else {
+        reporter.plain(&format!(
+            "Rendered {} ({} bytes):\n  {}\n",
+            kind.as_str(),
+            preview.eml.len(),
+            listing.join("\n  ")
+        ));
+    }
+    EXIT_OK
+}
+
+/// Points the event's recipient at `to` (dropping Cc), so a test send shows what the customer would see.
+fn redirect(data: &str, to: &Mailbox) -> Result<String, String> {
+    let mut value: Value = serde_json::from_str(data).map_err(|e| format!("the event data is not JSON: {e}"))?;
+    let recipient =
+        value.get_mut("recipient").and_then(Value::as_object_mut).ok_or("the event data has no recipient object")?;
+    recipient.insert("email".into(), json!(to.email.to_string()));
+    recipient.insert("cc".into(), json!([]));
+    Ok(value.to_string())
+}
+
+/// `mailroom send`: renders the event as the Company Email and sends it.
+pub async fn send(
+    reporter: &Reporter,
+    config: &mailroom_core::CompanyEmail,
+    transport: &dyn mailroom_core::Transport,
+    started: Instant,
+    event: &str,
+    data: &Path,
+    to: Option<Mailbox>,
+) -> u8 {
+    let service = Some(config.service_kind());
+    let (kind, mut text) = match read_input(reporter, service, started, event, data) {
+        Ok(input) => input,
+        Err(code) => return code,
+    };
+    if let Some(to) = &to {
+        match redirect(&text, to) {
+            Ok(redirected) => text = redirected,
+            Err(reason) => {
+                reporter.usage(service, started, &reason, &[]);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let rendered = match Renderer::new().render(kind, text.as_str(), &config.sender) {
+        Ok(rendered) => rendered,
+        Err(e) => return report_event_error(reporter, service, started, &e),
+    };
+    let message: &OutgoingMessage = &rendered.message;
+    match transport.send(message).await {
+        Ok(receipt) => {
+            let recipients: Vec<String> = message.recipients().iter().map(ToString::to_string).collect();
+            if reporter.is_json() {
+                reporter.object(json!({
+                    "ok": true,
+                    "service": service,
+                    "elapsed_ms": started.elapsed().as_millis() as u64,
+                    "message_id": receipt.message_id,
+                    "event": kind.as_str(),
+                    "recipients": recipients,
+                }));
+            } else {
+                reporter.plain(&format!(
+                    "✓ Sent {} \"{}\" to {} in {} ms, Message-ID {}\n",
+                    kind.as_str(),
+                    rendered.subject,
+                    recipients.join(", "),
+                    started.elapsed().as_millis(),
+                    receipt.message_id
+                ));
+            }
+            EXIT_OK
+        }
+        Err(error) => {
+            reporter.failure(Failure { service, started, error: &error, headline: "Sending failed" });
+            EXIT_FAILED
+        }
+    }
+}

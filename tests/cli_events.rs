@@ -1,0 +1,125 @@
+//! `mailroom events`, `preview` and `send` end to end: files written, the rendered event delivered through a fake server, bad data named by field.
+
+use mailroom_e2e::{run_mailroom, write_file};
+use mailroom_testkit::FakeSmtpServer;
+
+const USER: &str = "erp@company.com";
+const PASSWORD: &str = "SENTINEL-events-pw-77aa";
+
+fn fixture(kind: &str) -> String {
+    format!("{}/fixtures/events/{kind}.json", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn events_lists_every_kind_with_its_fields() {
+    let run = run_mailroom(&["events", "--json"], &[]);
+    assert_eq!(run.code, 0);
+    let json = run.json();
+    let kinds: Vec<&str> = json["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 10);
+    for kind in ["overdue_invoice_reminder", "shipment_confirmed", "packing_slip_with_invoice", "user_notification"] {
+        assert!(kinds.contains(&kind), "{kind}");
+    }
+    let human = run_mailroom(&["events"], &[]);
+    assert!(human.stdout.contains("invoice.due_date") && human.stdout.contains("required"));
+}
+
+#[test]
+fn preview_writes_eml_html_and_txt() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = run_mailroom(
+        &[
+            "preview",
+            "--event",
+            "shipment_confirmed",
+            "--data",
+            &fixture("shipment_confirmed"),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let eml = std::fs::read_to_string(out.join("shipment_confirmed.eml")).unwrap();
+    assert!(eml.contains("X-ERP-Event: shipment_confirmed"));
+    let html = std::fs::read_to_string(out.join("shipment_confirmed.html")).unwrap();
+    assert!(html.contains("<html") && !html.contains("<script"));
+    assert!(std::fs::read_to_string(out.join("shipment_confirmed.txt")).unwrap().contains("1Z"));
+}
+
+#[test]
+fn missing_payload_fields_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("overdue_invoice_reminder")).unwrap()).unwrap();
+    data["invoice"].as_object_mut().unwrap().remove("due_date");
+    let file = write_file(dir.path(), "bad.json", &data.to_string());
+    let run = run_mailroom(
+        &[
+            "preview",
+            "--event",
+            "overdue_invoice_reminder",
+            "--data",
+            &file,
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("invoice.due_date"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_delivers_the_rendered_event_with_its_attachments() {
+    let server = FakeSmtpServer::builder().account(USER, PASSWORD).require_auth(true).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_file(dir.path(), "ca.pem", server.ca_pem());
+    let config = write_file(
+        dir.path(),
+        "company-email.toml",
+        &format!(
+            "service = \"web_mail\"\nemail_address = \"{USER}\"\ndisplay_name = \"Company ERP\"\n[web_mail]\nserver = \"localhost\"\nport = {}\nenable_ssl = true\nusername = \"{USER}\"\npassword_env = \"MAILROOM_PASSWORD\"\nca_file = \"{ca}\"\n",
+            server.addr().port()
+        ),
+    );
+    let env = [("MAILROOM_PASSWORD", PASSWORD), ("RUST_LOG", "trace")];
+    let data = fixture("packing_slip_with_invoice");
+    let run = run_mailroom(
+        &["send", "--config", &config, "--event", "packing_slip_with_invoice", "--data", &data, "--json"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let json = run.json();
+    assert_eq!(json["event"], "packing_slip_with_invoice");
+    let redirected = run_mailroom(
+        &[
+            "send",
+            "--config",
+            &config,
+            "--event",
+            "packing_slip_with_invoice",
+            "--data",
+            &data,
+            "--to",
+            "qa@company.com",
+        ],
+        &env,
+    );
+    assert_eq!(redirected.code, 0, "{redirected:?}");
+    assert!(
+        !run.stderr.contains(PASSWORD)
+            && !redirected.stdout.contains(PASSWORD)
+            && !redirected.stderr.contains(PASSWORD)
+    );
+
+    let received = server.wait_for_messages(2, std::time::Duration::from_secs(5)).await.unwrap();
+    let first = received[0].parsed();
+    assert_eq!(first.attachments.len(), 2);
+    assert!(first.attachments.iter().all(|a| a.content_type == "application/pdf" && a.bytes.starts_with(b"%PDF-")));
+    assert_eq!(first.header("Message-ID").map(str::trim), json["message_id"].as_str());
+    assert_eq!(received[1].recipients, ["qa@company.com"], "--to sends only to the given address");
+    assert_eq!(received[1].parsed().to[0].address, "qa@company.com");
+}

@@ -1,0 +1,128 @@
+//! `cargo xtask demo`: the main job end to end on an embedded fake SMTP server — validate the Company Email, then render and send every ERP event from fixtures/events/.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mailroom_core::ServiceConfig;
+use mailroom_events::{EventKind, Renderer};
+use mailroom_testkit::FakeSmtpServer;
+
+const ACCOUNT: (&str, &str) = ("erp@northwind.example", "demo-app-password");
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+fn output_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("demo")
+}
+
+/// Runs the demo; prints what the server received and where the copies are.
+pub fn run() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(demo())
+}
+
+async fn demo() -> Result<(), String> {
+    let root = workspace_root();
+    let out = output_dir(&root);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("messages")).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let server = FakeSmtpServer::builder()
+        .account(ACCOUNT.0, ACCOUNT.1)
+        .require_auth(true)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let ca_file = out.join("fake-smtp-ca.pem");
+    std::fs::write(&ca_file, server.ca_pem()).map_err(|e| e.to_string())?;
+    let config_file = out.join("company-email.toml");
+    let config_text = format!(
+        "service = \"web_mail\"\nemail_address = \"{}\"\ndisplay_name = \"Northwind ERP\"\n\n[web_mail]\nserver = \"localhost\"\nport = {}\nenable_ssl = true\nusername = \"{}\"\npassword_env = \"MAILROOM_PASSWORD\"\nca_file = \"{}\"\ntimeout_secs = 5\n",
+        ACCOUNT.0,
+        server.addr().port(),
+        ACCOUNT.0,
+        ca_file.display()
+    );
+    std::fs::write(&config_file, &config_text).map_err(|e| e.to_string())?;
+    println!("1. Fake SMTP server (STARTTLS + AUTH, certificate generated now) on {}", server.addr());
+    println!("2. Company Email config written to {}", config_file.display());
+
+    let env = |name: &str| (name == "MAILROOM_PASSWORD").then(|| ACCOUNT.1.to_owned());
+    let loaded = mailroom::load_config_text(&config_text, &out, &env).map_err(|e| e.to_string())?;
+    let ServiceConfig::WebMail(_) = &loaded.config.service else { return Err("the demo config is Web Mail".into()) };
+    let transport = mailroom::transport_for(&loaded.config).map_err(|e| format!("{e:?}"))?;
+    let started = Instant::now();
+    let validated = mailroom::validate(transport.as_ref(), &loaded.config, &config_text, None)
+        .await
+        .map_err(|e| format!("validate failed: {e}"))?;
+    println!(
+        "3. Validate: test mail accepted in {} ms ({}); the config may be saved",
+        started.elapsed().as_millis(),
+        validated.receipt().message_id
+    );
+
+    let renderer = Renderer::new();
+    let mut sent = Vec::new();
+    for kind in EventKind::ALL {
+        let data_file = root.join("fixtures/events").join(format!("{}.json", kind.as_str()));
+        let data = std::fs::read_to_string(&data_file).map_err(|e| format!("{}: {e}", data_file.display()))?;
+        let rendered = renderer.render(kind, data.as_str(), &loaded.config.sender).map_err(|e| e.to_string())?;
+        let preview = rendered.preview();
+        std::fs::write(out.join("messages").join(format!("{}.eml", kind.as_str())), &preview.eml)
+            .map_err(|e| e.to_string())?;
+        std::fs::write(out.join("messages").join(format!("{}.html", kind.as_str())), &preview.html)
+            .map_err(|e| e.to_string())?;
+        transport.send(&rendered.message).await.map_err(|e| format!("sending {}: {e}", kind.as_str()))?;
+        sent.push((kind, rendered.message.message_id().to_owned()));
+    }
+    println!("4. Rendered and sent {} ERP events from fixtures/events/\n", sent.len());
+
+    let received =
+        server.wait_for_messages(sent.len() + 1, Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
+    println!("What the server received ({} messages, all over TLS as {}):", received.len(), ACCOUNT.0);
+    println!("{:<27} {:<28} {:<52} {:<10} {:<44} {:>8}", "kind", "to", "subject", "parts", "attachments", "bytes");
+    for message in &received {
+        let parsed = message.parsed();
+        let kind = parsed.header("X-ERP-Event").map(str::trim).unwrap_or("(validate test)").to_owned();
+        let to = parsed.to.iter().map(|a| a.address.clone()).collect::<Vec<_>>().join(", ");
+        let parts = match (parsed.text.is_some(), parsed.html.is_some()) {
+            (true, true) => "text+html",
+            (true, false) => "text",
+            (false, true) => "html",
+            (false, false) => "none",
+        };
+        let attachments = parsed
+            .attachments
+            .iter()
+            .map(|a| format!("{} ({} KB)", a.filename.as_deref().unwrap_or("(unnamed)"), a.bytes.len().div_ceil(1024)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let subject = parsed.subject.unwrap_or_default();
+        let subject: String =
+            if subject.chars().count() > 50 { subject.chars().take(49).chain(['…']).collect() } else { subject };
+        println!(
+            "{:<27} {:<28} {:<52} {:<10} {:<44} {:>8}",
+            kind,
+            to,
+            subject,
+            parts,
+            if attachments.is_empty() { "-".into() } else { attachments },
+            message.raw.len()
+        );
+        if !message.over_tls || message.authenticated_as.as_deref() != Some(ACCOUNT.0) {
+            return Err(format!("{kind} arrived without TLS or AUTH"));
+        }
+    }
+    println!(
+        "\nCopies: {}/messages/<kind>.eml (open in a mail client) and <kind>.html (open in a browser)",
+        out.display()
+    );
+    println!(
+        "Try the CLI against your own server: cargo run -p mailroom -- validate --config {}",
+        config_file.display()
+    );
+    server.shutdown();
+    Ok(())
+}
