@@ -91,13 +91,12 @@ async fn ours(
             .map_err(|e| e.to_string())?,
     );
     let message = Arc::new(one_kb_message(&sender));
-    let result = drive(connections, move || {
+    drive(connections, move || {
         let transport = transport.clone();
         let message = message.clone();
         async move { transport.send(&message).await.map(|_| ()).map_err(|e| e.to_string()) }
     })
-    .await;
-    result
+    .await
 }
 
 async fn stock_lettre(

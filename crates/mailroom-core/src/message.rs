@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use lettre::Address;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as LettreAttachment, Body as LettreBody, Mailbox, MultiPart, SinglePart};
 
 /// A file attached to a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,9 +292,13 @@ impl MessageDraft {
         }
 
         let body = match (self.text, self.html) {
-            (Some(text), Some(html)) => Body::Multi(MultiPart::alternative_plain_html(text, html)),
-            (Some(text), None) => Body::Single(SinglePart::plain(text)),
-            (None, Some(html)) => Body::Single(SinglePart::html(html)),
+            (Some(text), Some(html)) => Body::Multi(
+                MultiPart::alternative()
+                    .singlepart(text_part(text, ContentType::TEXT_PLAIN))
+                    .singlepart(text_part(html, ContentType::TEXT_HTML)),
+            ),
+            (Some(text), None) => Body::Single(text_part(text, ContentType::TEXT_PLAIN)),
+            (None, Some(html)) => Body::Single(text_part(html, ContentType::TEXT_HTML)),
             (None, None) => unreachable!("checked above"),
         };
         let message = if self.attachments.is_empty() {
@@ -328,6 +332,43 @@ impl MessageDraft {
 enum Body {
     Single(SinglePart),
     Multi(MultiPart),
+}
+
+/// A text body as a MIME part. A body that is already 7bit-clean ([`is_seven_bit_clean`]) is
+/// handed to lettre as it is: lettre would otherwise scan it twice more (to choose an encoding
+/// and to convert line endings), which measured as the largest cost of building a message.
+/// Anything else goes through lettre's own encoding choice.
+fn text_part(content: String, content_type: ContentType) -> SinglePart {
+    let builder = SinglePart::builder().content_type(content_type);
+    if is_seven_bit_clean(content.as_bytes()) {
+        builder.body(LettreBody::dangerous_pre_encoded(content.into_bytes(), ContentTransferEncoding::SevenBit))
+    } else {
+        builder.body(content)
+    }
+}
+
+/// True when `bytes` can go out as `7bit` unchanged (RFC 5322 §2.3, RFC 2045 §2.7): ASCII
+/// without NUL, every line ending in CRLF (no bare CR or LF), no line over 998 bytes.
+fn is_seven_bit_clean(bytes: &[u8]) -> bool {
+    if !bytes.is_ascii() || bytes.contains(&0) {
+        return false;
+    }
+    let mut lines = bytes.split(|byte| *byte == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let is_last = lines.peek().is_none();
+        let content = if is_last {
+            line
+        } else {
+            match line.strip_suffix(b"\r") {
+                Some(content) => content,
+                None => return false,
+            }
+        };
+        if content.len() > 998 || content.contains(&b'\r') {
+            return false;
+        }
+    }
+    true
 }
 
 fn reject_line_breaks(input: &str, value: &str) -> Result<(), MessageError> {
@@ -471,6 +512,30 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn seven_bit_clean_bodies_are_recognised_exactly() {
+        assert!(is_seven_bit_clean(b"Hello\r\nWorld\r\n"));
+        assert!(is_seven_bit_clean(b"no line end"));
+        assert!(is_seven_bit_clean(b""));
+        assert!(!is_seven_bit_clean(b"bare\nLF"));
+        assert!(!is_seven_bit_clean(b"bare\rCR\r\n"));
+        assert!(!is_seven_bit_clean("caf\u{e9}\r\n".as_bytes()));
+        assert!(!is_seven_bit_clean(b"nul\0byte"));
+        assert!(is_seven_bit_clean(format!("{}\r\n", "x".repeat(998)).as_bytes()));
+        assert!(!is_seven_bit_clean(format!("{}\r\n", "x".repeat(999)).as_bytes()));
+    }
+
+    proptest! {
+        #[test]
+        fn every_body_arrives_decodable_whatever_its_encoding(text in "[a-zA-Z .é☃\r\n]{0,300}", long in 0usize..1200) {
+            let text = format!("{text}{}", "y".repeat(long));
+            let message = MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).subject("s").text(text.clone()).build().unwrap();
+            let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
+            prop_assert!(raw.split("\r\n").all(|line| line.len() <= 998), "a line over 998 bytes");
+            prop_assert!(!raw.replace("\r\n", "").contains(['\r', '\n']), "a bare CR or LF");
         }
     }
 

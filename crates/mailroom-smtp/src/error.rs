@@ -508,7 +508,9 @@ mod tests {
 
     #[test]
     fn captured_provider_replies_map_to_the_documented_kinds() {
-        let cases: &[(Step, u16, &[&str], ErrorKind, Option<&str>)] = &[
+        /// (step, code, reply lines, expected kind, expected field)
+        type Case<'a> = (Step, u16, &'a [&'a str], ErrorKind, Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 Step::Auth,
                 535,
