@@ -4,8 +4,10 @@
 
 pub mod cli;
 mod facade;
+mod layers;
 
 pub use facade::{
     DriverUnavailable, LoadError, ValidatedConfig, load_config_file, load_config_text, test_message, transport_for,
     validate,
 };
+pub use layers::RetryLayer;

@@ -311,7 +311,10 @@ async fn send(config_path: PathBuf, event: String, data: PathBuf, to: Option<Str
         Ok(transport) => transport,
         Err(code) => return code,
     };
-    events::send(&reporter, &loaded.config, transport.as_ref(), started, &event, &data, to).await
+    // Event mail is sent in earnest: ride out throttling and brief outages (never after a
+    // possible delivery). `validate` does not retry: it must show the first answer.
+    let transport = crate::RetryLayer::new(transport, mailroom_core::RetryPolicy::default());
+    events::send(&reporter, &loaded.config, &transport, started, &event, &data, to).await
 }
 
 async fn diagnose(config_path: PathBuf, reporter: Reporter) -> u8 {

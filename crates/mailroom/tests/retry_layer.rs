@@ -1,0 +1,72 @@
+//! The retry layer around the real SMTP driver: throttling is retried with back-off, a permanent refusal is not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom::RetryLayer;
+use mailroom_core::{ErrorKind, Mailbox, MessageDraft, RetryPolicy, SmtpConfig, TlsMode, Transport};
+use mailroom_smtp::SmtpTransport;
+use mailroom_testkit::{ListenerTls, Reply, ScriptedSmtpServer};
+
+fn transport(port: u16) -> Arc<dyn Transport> {
+    let config = SmtpConfig {
+        server: "127.0.0.1".into(),
+        port,
+        enable_ssl: false,
+        tls: TlsMode::None,
+        username: None,
+        password: None,
+        ca_file: None,
+        timeout: Duration::from_secs(3),
+        allow_plaintext_auth: false,
+    };
+    Arc::new(SmtpTransport::new(sender(), &config).unwrap())
+}
+
+fn sender() -> Mailbox {
+    "ERP <erp@company.com>".parse().unwrap()
+}
+
+fn mail_commands(server: &ScriptedSmtpServer) -> usize {
+    server.transcripts().iter().map(|t| t.client_lines().iter().filter(|l| l.starts_with("MAIL FROM")).count()).sum()
+}
+
+const FAST: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    initial_delay: Duration::from_millis(10),
+    max_delay: Duration::from_millis(50),
+    max_hinted_delay: Duration::from_secs(1),
+    retry_connect_failures: false,
+};
+
+#[tokio::test]
+async fn throttling_is_retried_up_to_the_policy_limit() {
+    let server = ScriptedSmtpServer::builder()
+        .tls(ListenerTls::None)
+        .mail_reply(Reply::line(421, "4.7.0 Try again later, closing connection."))
+        .start()
+        .await
+        .unwrap();
+    let layer = RetryLayer::new(transport(server.addr().port()), FAST);
+    let message =
+        MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).subject("s").text("t").build().unwrap();
+    let error = layer.send(&message).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert_eq!(mail_commands(&server), 3, "three attempts in all");
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_is_not_retried() {
+    let server = ScriptedSmtpServer::builder()
+        .tls(ListenerTls::None)
+        .mail_reply(Reply::line(550, "5.7.60 SMTP; Client does not have permissions to send as this sender"))
+        .start()
+        .await
+        .unwrap();
+    let layer = RetryLayer::new(transport(server.addr().port()), FAST);
+    let message =
+        MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).subject("s").text("t").build().unwrap();
+    let error = layer.send(&message).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::SenderNotAllowed);
+    assert_eq!(mail_commands(&server), 1);
+}
