@@ -459,7 +459,7 @@ fn classify_reply(step: Step, reply: &Reply, context: &Context, detail: String) 
         (ErrorKind::MessageTooLarge, None)
     } else if matches!(enhanced.as_str(), "5.7.60" | "5.2.252")
         || has_any(&text, &["sendas", "send as", "not owned by user", "sender address rejected", "not allowed to send"])
-        || (step == Step::Mail && code >= 500)
+        || (step == Step::Mail && matches!(code, 550 | 551 | 553 | 554))
     {
         (ErrorKind::SenderNotAllowed, Some("email_address"))
     } else if step == Step::Rcpt && text.contains("relay") {
@@ -625,6 +625,7 @@ mod tests {
             ),
             (Step::Mail, 421, &["4.7.0 Try again later, closing connection."], ErrorKind::RateLimited, None),
             (Step::Greeting, 421, &["4.3.2 Service not available"], ErrorKind::ServiceUnavailable, None),
+            (Step::Mail, 503, &["5.5.1 Bad sequence of commands"], ErrorKind::Protocol, None),
         ];
         for (step, code, lines, kind, field) in cases {
             let error = classify(*step, *code, lines);

@@ -212,8 +212,11 @@ pub struct Session {
     timeout: Duration,
     /// When the session last finished a message (for idle expiry).
     pub last_used: Instant,
-    /// A transaction may be open on the server (a refused RCPT, say): RSET before the next one.
+    /// The connection has carried a transaction: RSET before the next one (pipelined with
+    /// MAIL when the server offers PIPELINING, so it costs no round trip).
     needs_reset: bool,
+    /// The server is waiting for message data we will not send: the connection must be dropped.
+    abandoned: bool,
 }
 
 /// A session that could not be opened: the error and the transcript up to it.
@@ -300,6 +303,7 @@ impl Session {
             timeout: limit,
             last_used: Instant::now(),
             needs_reset: false,
+            abandoned: false,
         };
         let result = session.greet_and_login(settings, peer_address, observer, rejected_token).await;
         match result {
@@ -574,7 +578,6 @@ impl Session {
         if reply.code / 100 != 2 {
             return Err(SmtpError::Refused { step: Step::FinalReply, reply });
         }
-        self.needs_reset = false;
         Ok(reply)
     }
 
@@ -626,7 +629,7 @@ impl Session {
             (Some(refusal), 354) => {
                 // DATA was accepted for the other recipients: ending it would deliver an empty
                 // message, so the connection is abandoned instead (the caller drops it).
-                self.needs_reset = false;
+                self.abandoned = true;
                 Err(refusal)
             }
             (Some(refusal), _) => Err(refusal),
@@ -635,12 +638,13 @@ impl Session {
 
     /// Whether the session can be reused after `error` (a clean refusal before DATA).
     pub fn reusable_after(&self, error: &SmtpError) -> bool {
-        matches!(
-            error,
-            SmtpError::Refused { step: Step::Mail | Step::Rcpt | Step::Rset | Step::Data, .. }
-                | SmtpError::TooLarge { .. }
-        ) && self.needs_reset
-            || matches!(error, SmtpError::Refused { step: Step::FinalReply, reply } if reply.code / 100 == 5)
+        let clean_refusal = match error {
+            SmtpError::Refused { step: Step::Mail | Step::Rcpt | Step::Rset | Step::Data, .. } => true,
+            SmtpError::Refused { step: Step::FinalReply, reply } => reply.code / 100 == 5,
+            SmtpError::TooLarge { .. } => true,
+            _ => false,
+        };
+        clean_refusal && !self.abandoned
     }
 
     /// Checks that the server accepts `sender` in MAIL FROM, then resets; sends no message.

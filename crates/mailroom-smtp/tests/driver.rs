@@ -116,6 +116,13 @@ async fn pooled_connections_are_reused_and_a_closed_one_is_replaced_transparentl
         transport.send(&message(&format!("pooled {n}"))).await.unwrap();
     }
     assert_eq!(server.transcripts().len(), 1, "three sends, one connection");
+    let first_connection = &server.transcripts()[0];
+    let commands: Vec<&str> = first_connection
+        .client_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("RSET") || l.starts_with("MAIL"))
+        .collect();
+    assert_eq!(commands.iter().filter(|c| c.starts_with("RSET")).count(), 2, "RSET between messages: {commands:?}");
     // The server hangs up on the idle connection (as real servers do with 421 after a while).
     tokio::time::sleep(Duration::from_millis(700)).await;
     transport.send(&message("after idle close")).await.unwrap();

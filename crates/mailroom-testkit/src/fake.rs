@@ -412,12 +412,25 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, config: Arc<FakeConf
                         && is_mail_command(line)
                 };
                 if let (true, Some(token)) = (wants_anonymous, &config.anonymous_token) {
-                    let credentials =
-                        base64::engine::general_purpose::STANDARD.encode(format!("\0{ANONYMOUS_USER}\0{token}"));
-                    // The reply goes nowhere: the client never sent this AUTH.
-                    let _ = session.process(format!("AUTH PLAIN {credentials}\r\n").as_bytes());
+                    silent_login(&mut session, ANONYMOUS_USER, token);
                 }
-                session.process(line)
+                let response = session.process(line);
+                if is_rset_command(line) {
+                    // mailin forgets the login on RSET (RFC 5321 §4.1.1.5 keeps it): log the
+                    // client back in as whoever it was, so a pooled connection stays usable.
+                    let login = {
+                        let state = state.lock().unwrap_or_else(|e| e.into_inner());
+                        match (&state.authenticated_as, state.anonymous, &config.anonymous_token) {
+                            (Some(user), _, _) => config.accounts.iter().find(|(u, _)| u == user).cloned(),
+                            (None, true, Some(token)) => Some((ANONYMOUS_USER.to_owned(), token.clone())),
+                            _ => None,
+                        }
+                    };
+                    if let Some((user, password)) = login {
+                        silent_login(&mut session, &user, &password);
+                    }
+                }
+                response
             }
             Err(ReadError::LineTooLong) => {
                 stream.queue(b"500 5.5.2 Line too long\r\n");
@@ -447,6 +460,16 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, config: Arc<FakeConf
             }
         }
     }
+}
+
+fn is_rset_command(line: &[u8]) -> bool {
+    line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"RSET")
+}
+
+/// Feeds mailin an AUTH PLAIN the client never sent; its reply goes nowhere.
+fn silent_login(session: &mut mailin::Session<FakeHandler>, user: &str, password: &str) {
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    let _ = session.process(format!("AUTH PLAIN {credentials}\r\n").as_bytes());
 }
 
 fn queue_response(stream: &mut SmtpStream, response: &Response) {

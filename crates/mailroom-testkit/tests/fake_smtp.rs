@@ -105,6 +105,17 @@ async fn mailin_quirks_auth_only_after_tls_and_503_for_mail_before_auth() {
 }
 
 #[tokio::test]
+async fn rset_keeps_the_login_as_rfc_5321_says() {
+    let server = FakeSmtpServer::builder().account("erp@company.com", "app-password").start().await.unwrap();
+    let mut client = RawClient::connect_starttls(server.addr(), server.certificates()).await;
+    let auth = client.command(&format!("AUTH PLAIN {}", b64("\0erp@company.com\0app-password"))).await;
+    assert_eq!(auth.code, 235);
+    assert_eq!(client.command("MAIL FROM:<erp@company.com>").await.code, 250);
+    assert_eq!(client.command("RSET").await.code, 250);
+    assert_eq!(client.command("MAIL FROM:<erp@company.com>").await.code, 250, "still logged in after RSET");
+}
+
+#[tokio::test]
 async fn rejected_recipients_get_550_5_1_1_and_others_still_arrive() {
     let server =
         FakeSmtpServer::builder().starttls(false).reject_recipient("nobody@example.com").start().await.unwrap();
