@@ -65,6 +65,18 @@ fn unreadable_or_non_toml_config_exits_2() {
 }
 
 #[test]
+fn usage_errors_with_json_still_print_one_json_object() {
+    let run = run_mailroom(&["validate", "--json"], &[]);
+    assert_eq!(run.code, 2);
+    let json = run.json();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["error"]["kind"], "usage");
+    assert!(json["error"]["message"].as_str().unwrap().contains("--config"), "{json}");
+    let run = run_mailroom(&["send", "--bogus", "--json"], &[]);
+    assert_eq!((run.code, run.json()["error"]["kind"].as_str()), (2, Some("usage")));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let run = run_mailroom(&["validate"], &[]);
     assert_eq!(run.code, 2);

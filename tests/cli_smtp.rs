@@ -89,6 +89,15 @@ async fn save_only_after_a_successful_validate() {
     assert_eq!(json["ok"], true);
     assert!(json["message_id"].as_str().unwrap().ends_with("@company.com>"));
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), std::fs::read_to_string(&config).unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "a saved config may hold a password"
+        );
+    }
     let received = good.messages();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].recipients, [USER], "the test mail goes to the sender itself");

@@ -243,9 +243,6 @@ impl SmtpError {
                 | std::io::ErrorKind::ConnectionAborted,
                 _,
             ) => SmtpError::Closed { step },
-            ReadError::Io(std::io::ErrorKind::InvalidData, reason) => {
-                SmtpError::Tls { reason, cause: TlsFailure::Other }
-            }
             ReadError::Io(_, reason) => SmtpError::Io { step, reason },
         }
     }
@@ -290,14 +287,10 @@ impl SmtpError {
         )
     }
 
-    /// True when the server may already have accepted the message.
+    /// True when the server may already have accepted the message: anything but a reply
+    /// while waiting for the answer to the end of the message.
     pub fn may_have_delivered(&self) -> bool {
-        match self {
-            SmtpError::Closed { step } | SmtpError::Io { step, .. } | SmtpError::Timeout { step, .. } => {
-                *step == Step::FinalReply
-            }
-            _ => false,
-        }
+        self.step() == Step::FinalReply && !matches!(self, SmtpError::Refused { .. })
     }
 }
 
@@ -344,6 +337,14 @@ impl SmtpError {
     /// The core error for this failure; `transcript` is the redacted session so far.
     pub fn into_send_error(self, context: &Context, transcript: Transcript) -> SendError {
         let detail = self.to_string();
+        // Whatever goes wrong while waiting for the reply to the end of the message, the
+        // server may already have accepted it: never advise changing settings and resending.
+        if self.may_have_delivered() {
+            return delivery_unknown(detail)
+                .with_provider(context.provider)
+                .with_transcript(transcript)
+                .with_source(self);
+        }
         let error = match &self {
             SmtpError::Resolve { host, .. } => SendError::new(ErrorKind::ConnectFailed, detail)
                 .with_field("web_mail.server")
@@ -449,13 +450,13 @@ fn classify_reply(step: Step, reply: &Reply, context: &Context, detail: String) 
             && (matches!(code, 530 | 451 | 454) || enhanced.starts_with("5.7") || enhanced.starts_with("4.7"))
     {
         (ErrorKind::SecureConnectionRequired, Some("web_mail.enable_ssl"))
-    } else if step == Step::Auth && code == 454 {
-        (ErrorKind::ServiceUnavailable, None)
-    } else if step == Step::Auth {
+    } else if step == Step::Auth && code >= 500 {
         (ErrorKind::AuthFailed, Some("web_mail.password"))
     } else if code == 530 || enhanced == "5.7.57" || (code == 550 && enhanced == "5.7.0" && text.contains("auth")) {
         (ErrorKind::AuthFailed, Some("web_mail.username"))
-    } else if code == 552 || matches!(enhanced.as_str(), "5.3.4" | "5.2.3" | "4.3.4") {
+    } else if enhanced == "5.2.2" || text.contains("mailbox full") || text.contains("over quota") {
+        (ErrorKind::RecipientRejected, None)
+    } else if matches!(enhanced.as_str(), "5.3.4" | "5.2.3" | "4.3.4") || (code == 552 && enhanced.is_empty()) {
         (ErrorKind::MessageTooLarge, None)
     } else if matches!(enhanced.as_str(), "5.7.60" | "5.2.252")
         || has_any(&text, &["sendas", "send as", "not owned by user", "sender address rejected", "not allowed to send"])
@@ -626,12 +627,48 @@ mod tests {
             (Step::Mail, 421, &["4.7.0 Try again later, closing connection."], ErrorKind::RateLimited, None),
             (Step::Greeting, 421, &["4.3.2 Service not available"], ErrorKind::ServiceUnavailable, None),
             (Step::Mail, 503, &["5.5.1 Bad sequence of commands"], ErrorKind::Protocol, None),
+            (
+                Step::Auth,
+                454,
+                &["4.7.0 Too many login attempts, please try again later."],
+                ErrorKind::RateLimited,
+                None,
+            ),
+            (Step::Auth, 451, &["4.7.0 Temporary server error. Please try again later."], ErrorKind::RateLimited, None),
+            (Step::Auth, 421, &["4.3.2 Service not available"], ErrorKind::ServiceUnavailable, None),
+            (
+                Step::FinalReply,
+                552,
+                &["5.2.2 The email account that you tried to reach is over quota."],
+                ErrorKind::RecipientRejected,
+                None,
+            ),
+            (
+                Step::FinalReply,
+                552,
+                &["Message size exceeds fixed maximum message size"],
+                ErrorKind::MessageTooLarge,
+                None,
+            ),
         ];
         for (step, code, lines, kind, field) in cases {
             let error = classify(*step, *code, lines);
             assert_eq!(error.kind(), *kind, "{code} {lines:?}");
             assert_eq!(error.field(), *field, "{code} {lines:?}");
             assert_eq!(error.server_reply().unwrap().code, Some(*code));
+        }
+    }
+
+    #[test]
+    fn anything_but_a_reply_after_the_body_is_delivery_unknown() {
+        for error in [
+            SmtpError::NotSmtp { step: Step::FinalReply, line: "garbage".into() },
+            SmtpError::ServerSpeaksTls { step: Step::FinalReply },
+            SmtpError::Io { step: Step::FinalReply, reason: "decrypt error".into() },
+            SmtpError::Timeout { step: Step::FinalReply, limit: Duration::from_secs(60) },
+        ] {
+            let error = error.into_send_error(&context(), Transcript::new());
+            assert_eq!(error.kind(), ErrorKind::DeliveryUnknown);
         }
     }
 

@@ -266,20 +266,32 @@ impl Session {
         );
 
         let started = Instant::now();
-        let tcp = within(Step::Connect, limit, async {
-            let mut last_error = None;
-            for address in &addresses {
-                match TcpStream::connect(address).await {
-                    Ok(tcp) => return Ok(tcp),
-                    Err(e) => last_error = Some(e),
+        // Each address gets its own deadline: an unreachable first address (often IPv6 that
+        // silently drops packets) must not use up the time of the ones after it.
+        let mut last_error = None;
+        let mut connected = None;
+        for address in &addresses {
+            match tokio::time::timeout(limit, TcpStream::connect(address)).await {
+                Ok(Ok(tcp)) => {
+                    connected = Some(tcp);
+                    break;
                 }
+                Ok(Err(error)) => last_error = Some(error),
+                Err(_) => last_error = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
             }
-            Err(SmtpError::Connect {
-                target: format!("{}:{}", settings.host, settings.port),
-                source: last_error.unwrap_or_else(|| io::Error::other("no address")),
-            })
-        })
-        .await?;
+        }
+        let tcp = match (connected, last_error) {
+            (Some(tcp), _) => tcp,
+            (None, Some(error)) if error.kind() == io::ErrorKind::TimedOut => {
+                return Err(SmtpError::Timeout { step: Step::Connect, limit });
+            }
+            (None, error) => {
+                return Err(SmtpError::Connect {
+                    target: format!("{}:{}", settings.host, settings.port),
+                    source: error.unwrap_or_else(|| io::Error::other("no address")),
+                });
+            }
+        };
         // lettre's Nagle trap: without NODELAY every message waits for a delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
         let peer_address = tcp.peer_addr().map_err(|e| SmtpError::Io { step: Step::Connect, reason: e.to_string() })?;
@@ -421,7 +433,10 @@ impl Session {
                 if !offers("XOAUTH2") {
                     return Err(SmtpError::NoCommonMechanism { offered: self.capabilities.auth.join(" ") });
                 }
-                let token = tokens.token().await.map_err(|e| SmtpError::Token(Box::new(e)))?;
+                let token = within(Step::Auth, self.timeout, async {
+                    tokens.token().await.map_err(|e| SmtpError::Token(Box::new(e)))
+                })
+                .await?;
                 (Mechanism::Xoauth2, Credentials::new(username.clone(), token.expose().to_owned()), Some(token))
             }
         };
@@ -490,10 +505,13 @@ impl Session {
     }
 
     async fn read(&mut self, step: Step) -> Result<Reply, SmtpError> {
+        self.read_within(step, self.timeout).await
+    }
+
+    async fn read_within(&mut self, step: Step, limit: Duration) -> Result<Reply, SmtpError> {
         let io = &mut self.io;
         let reply =
-            within(step, self.timeout, async { read_reply(io).await.map_err(|e| SmtpError::from_read(step, e)) })
-                .await?;
+            within(step, limit, async { read_reply(io).await.map_err(|e| SmtpError::from_read(step, e)) }).await?;
         for line in reply.wire_lines() {
             self.transcript.server(&line);
         }
@@ -572,8 +590,21 @@ impl Session {
 
         self.transcript.client(&format!("[message: {} bytes]", message.len()));
         let body = dot_stuff(message.bytes());
-        self.write(Step::Body, &body).await?;
-        let reply = self.read(Step::FinalReply).await?;
+        // A large message on a slow uplink takes longer than one step's deadline: the
+        // deadline applies to each chunk (no progress for `timeout_secs`), not to the whole.
+        for chunk in body.chunks(BODY_CHUNK) {
+            let stream = self.io.get_mut();
+            within(Step::Body, self.timeout, async {
+                stream.write_all(chunk).await.map_err(|e| SmtpError::from_write(Step::Body, e))
+            })
+            .await?;
+        }
+        let stream = self.io.get_mut();
+        within(Step::Body, self.timeout, async {
+            stream.flush().await.map_err(|e| SmtpError::from_write(Step::Body, e))
+        })
+        .await?;
+        let reply = self.read_within(Step::FinalReply, final_reply_deadline(self.timeout)).await?;
         self.last_used = Instant::now();
         if reply.code / 100 != 2 {
             return Err(SmtpError::Refused { step: Step::FinalReply, reply });
@@ -602,13 +633,9 @@ impl Session {
         }
         self.write(Step::Mail, batch.as_bytes()).await?;
         self.needs_reset = true;
-        // Every pipelined command gets a reply; read them all before judging.
-        if reset {
-            let reply = self.read(Step::Rset).await?;
-            if reply.code / 100 != 2 {
-                return Err(SmtpError::Refused { step: Step::Rset, reply });
-            }
-        }
+        // Every pipelined command gets a reply; read them all before judging, or the next
+        // transaction on this connection would read this one's replies.
+        let rset_reply = if reset { Some(self.read(Step::Rset).await?) } else { None };
         let mail_reply = self.read(Step::Mail).await?;
         let mut rcpt_refusal = None;
         for _ in rcpts {
@@ -618,10 +645,10 @@ impl Session {
             }
         }
         let data_reply = self.read(Step::Data).await?;
-        let refusal = if mail_reply.code / 100 != 2 {
-            Some(SmtpError::Refused { step: Step::Mail, reply: mail_reply })
-        } else {
-            rcpt_refusal.map(|reply| SmtpError::Refused { step: Step::Rcpt, reply })
+        let refusal = match rset_reply {
+            Some(reply) if reply.code / 100 != 2 => Some(SmtpError::Refused { step: Step::Rset, reply }),
+            _ if mail_reply.code / 100 != 2 => Some(SmtpError::Refused { step: Step::Mail, reply: mail_reply }),
+            _ => rcpt_refusal.map(|reply| SmtpError::Refused { step: Step::Rcpt, reply }),
         };
         match (refusal, data_reply.code) {
             (None, 354) => Ok(()),
@@ -683,6 +710,16 @@ async fn handshake(settings: &SessionSettings, tcp: TcpStream) -> Result<TlsStre
         })
     })
     .await
+}
+
+/// The body is written in chunks of this size, each under the step deadline.
+const BODY_CHUNK: usize = 64 * 1024;
+
+/// The wait for the reply to the end of the message: servers scan content before answering
+/// (RFC 5321 §4.5.3.2.6 suggests up to 10 minutes), so at least a minute, never less than
+/// six step deadlines. Giving up earlier would turn a slow scan into `delivery_unknown`.
+fn final_reply_deadline(step: Duration) -> Duration {
+    (step * 6).max(Duration::from_secs(60))
 }
 
 /// How long a server may stay silent before we check whether it waits for TLS instead.

@@ -178,9 +178,17 @@ impl ValidatedConfig {
 
     /// Writes the validated config text to `path` atomically (temp file + rename), so a
     /// failed save never leaves half a config behind.
+    /// The file is readable by its owner only (0600 on Unix): it may hold an inline password.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
         let temporary = path.with_extension("toml.saving");
-        std::fs::write(&temporary, &self.text)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temporary)?;
+        file.write_all(self.text.as_bytes())?;
+        file.sync_all()?;
         std::fs::rename(&temporary, path)
     }
 }

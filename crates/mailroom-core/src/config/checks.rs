@@ -50,6 +50,8 @@ fn bare_host(input: &str) -> &str {
 /// assert!(err.contains("enter smtp.gmail.com, not smtp://smtp.gmail.com:587"));
 /// ```
 pub fn check_server_host(input: &str) -> Result<(), String> {
+    let sanitized = without_userinfo(input);
+    let input = sanitized.as_str();
     let host = input.trim();
     if host.is_empty() {
         return Err("is empty: enter the outgoing mail server, e.g. smtp.gmail.com".into());
@@ -97,7 +99,8 @@ pub fn check_server_host(input: &str) -> Result<(), String> {
 /// assert!(err.contains("enter company.com, not https://company.com/"));
 /// ```
 pub fn check_exchange_domain(input: &str) -> Result<(), String> {
-    let entered = input.trim();
+    let sanitized = without_userinfo(input);
+    let entered = sanitized.trim();
     if entered.is_empty() {
         return Err("You left it empty: enter your company's mail domain, e.g. company.com.".into());
     }
@@ -153,30 +156,44 @@ pub fn check_exchange_domain(input: &str) -> Result<(), String> {
 /// assert!(check_endpoint("http://mail.company.com/EWS/Exchange.asmx").is_err());
 /// ```
 pub fn check_endpoint(input: &str) -> Result<url::Url, String> {
-    let trimmed = input.trim();
-    let url = url::Url::parse(trimmed).map_err(|e| {
-        format!("\"{input}\" is not a URL ({e}): enter a full address like https://mail.company.com/EWS/Exchange.asmx")
+    let shown = without_userinfo(input.trim());
+    let url = url::Url::parse(input.trim()).map_err(|e| {
+        format!("\"{shown}\" is not a URL ({e}): enter a full address like https://mail.company.com/EWS/Exchange.asmx")
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("\"{shown}\" must not contain a user name or password: put them in their own fields"));
+    }
     let host = url.host_str().unwrap_or_default();
     match url.scheme() {
         "https" => {}
         "http" if is_loopback_host(host) => {}
         "http" => {
             return Err(format!(
-                "\"{input}\" uses http://, which would send the password unencrypted: use https:// (http:// is accepted only for localhost, 127.0.0.1 and ::1)"
+                "\"{shown}\" uses http://, which would send the password unencrypted: use https:// (http:// is accepted only for localhost, 127.0.0.1 and ::1)"
             ));
         }
         other => {
-            return Err(format!("\"{input}\" uses the {other}: scheme: use https://"));
+            return Err(format!("\"{shown}\" uses the {other}: scheme: use https://"));
         }
     }
     if host.is_empty() {
-        return Err(format!("\"{input}\" has no host name"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain a user name or password: put them in their own fields".into());
+        return Err(format!("\"{shown}\" has no host name"));
     }
     Ok(url)
+}
+
+/// The text with any `user:password@` part replaced by `…@`, so error messages that quote
+/// what was entered never repeat a password typed into a URL or host field.
+pub fn without_userinfo(input: &str) -> String {
+    let (scheme, rest) = match input.find("://") {
+        Some(index) => input.split_at(index + 3),
+        None => ("", input),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => format!("{scheme}…{}", &rest[at..]),
+        _ => input.to_owned(),
+    }
 }
 
 /// Checks an email address and returns it parsed.
@@ -241,6 +258,22 @@ mod tests {
         assert!(check_server_host("smtp gmail.com").unwrap_err().contains("spaces"));
         assert!(check_server_host(" smtp.gmail.com").unwrap_err().contains("spaces around"));
         assert!(check_server_host("smtp..gmail.com").is_err());
+    }
+
+    #[test]
+    fn passwords_typed_into_urls_are_never_quoted_back() {
+        let cases = [
+            check_endpoint("http://erp:S3cret-pw@mail.company.com/EWS/Exchange.asmx").unwrap_err(),
+            check_endpoint("https://erp:S3cret-pw@mail.company.com/EWS/Exchange.asmx").unwrap_err(),
+            check_endpoint("notaurl erp:S3cret-pw@x").unwrap_err(),
+            check_server_host("smtp://erp:S3cret-pw@smtp.gmail.com:587").unwrap_err(),
+            check_exchange_domain("https://erp:S3cret-pw@company.com/").unwrap_err(),
+        ];
+        for message in cases {
+            assert!(!message.contains("S3cret-pw"), "{message}");
+        }
+        assert_eq!(without_userinfo("https://a:b@host/x"), "https://…@host/x");
+        assert_eq!(without_userinfo("erp@company.com"), "erp@company.com");
     }
 
     #[test]

@@ -358,23 +358,31 @@ impl Loader<'_> {
                 && !variable.starts_with(|c: char| c.is_ascii_digit())
                 && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid_name {
-                self.error(env_name, format!("\"{variable}\" is not an environment variable name: use letters, digits and underscores, e.g. MAILROOM_PASSWORD"));
+                // Never quoted: a common slip is to paste the secret itself here.
+                self.error(env_name, format!("is not an environment variable name: {env_key} holds the name of a variable (letters, digits and underscores, e.g. MAILROOM_PASSWORD), not the {key} itself"));
                 return None;
             }
+            // Quote the name only when it looks like one (upper case), for the same reason.
+            let conventional = variable.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            let shown = if conventional { variable.clone() } else { format!("named in {env_key}") };
             return match (self.env)(&variable) {
                 Some(value) if !value.is_empty() => {
                     if let Err(message) = checks::check_no_control_chars(&value) {
-                        self.error(env_name, format!("the value of ${variable} {message}"));
+                        self.error(env_name, format!("the value of the environment variable {shown} {message}"));
                         return None;
                     }
                     Some(Secret::new(value))
                 }
                 Some(_) => {
-                    self.error(env_name, format!("the environment variable {variable} is empty: set it to the {key}"));
+                    self.error(env_name, format!("the environment variable {shown} is empty: set it to the {key}"));
+                    None
+                }
+                None if conventional => {
+                    self.error(env_name, format!("the environment variable {variable} is not set: export {variable}=… before running mailroom, or put {key} = \"…\" in the file"));
                     None
                 }
                 None => {
-                    self.error(env_name, format!("the environment variable {variable} is not set: export {variable}=… before running mailroom, or put {key} = \"…\" in the file"));
+                    self.error(env_name, format!("the environment variable named in {env_key} is not set (names are usually upper case, e.g. MAILROOM_PASSWORD): {env_key} holds the name of a variable, not the {key} itself"));
                     None
                 }
             };

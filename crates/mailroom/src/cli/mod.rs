@@ -123,7 +123,28 @@ enum ConnectProvider {
 
 /// Runs the CLI with the process arguments and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // With --json the contract is one JSON object on stdout, usage errors included.
+            let wants_json = std::env::args().any(|arg| arg == "--json");
+            let is_usage_error =
+                !matches!(error.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion);
+            if wants_json && is_usage_error {
+                let rendered = error.to_string();
+                let summary = rendered.split("\n\nUsage:").next().unwrap_or(&rendered);
+                let message = summary.trim_start_matches("error: ").split_whitespace().collect::<Vec<_>>().join(" ");
+                Reporter::new(true).usage(
+                    None,
+                    Instant::now(),
+                    &message,
+                    &["Run `mailroom --help` for the commands and options."],
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            error.exit()
+        }
+    };
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
