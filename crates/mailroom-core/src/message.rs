@@ -343,6 +343,9 @@ fn text_part(content: String, content_type: ContentType) -> SinglePart {
     if is_seven_bit_clean(content.as_bytes()) {
         builder.body(LettreBody::dangerous_pre_encoded(content.into_bytes(), ContentTransferEncoding::SevenBit))
     } else {
+        // lettre turns LF into CRLF but leaves a lone CR as it is, which is not valid in a
+        // message: make every line ending LF first.
+        let content = if content.contains('\r') { content.replace("\r\n", "\n").replace('\r', "\n") } else { content };
         builder.body(content)
     }
 }
