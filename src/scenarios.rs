@@ -1,7 +1,6 @@
 //! The scenario catalogue runner: starts each entry's fake server, writes a config for it, runs the validate flow and compares the classified error with the expectation.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailroom_core::config::LoadedConfig;
@@ -324,9 +323,8 @@ pub fn client_config(client: &ClientSpec, port: u16, ca_file: Option<&Path>) -> 
 
 /// Resolves only `localhost` and the alias the certificate does not carry; anything else fails without DNS.
 pub fn hermetic_resolver() -> Resolver {
-    let loopback: Vec<std::net::IpAddr> = vec![std::net::Ipv4Addr::LOCALHOST.into()];
-    let names = [("localhost".to_owned(), loopback.clone()), ("alias.mailroom.test".to_owned(), loopback)];
-    Resolver::Static(Arc::new(names.into_iter().collect()))
+    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+    Resolver::only([("localhost", loopback), ("alias.mailroom.test", loopback)])
 }
 
 /// Runs one scenario end to end.

@@ -6,6 +6,3 @@
 //! (`ErrorSendAsDenied`, `ErrorServerBusy` with `BackOffMilliseconds`, SOAP faults) into
 //! `mailroom_core::ErrorKind`. Until then the `mailroom` facade reports Exchange configs as
 //! "driver not available" (exit 2) after validating them.
-
-/// Whether this build contains a working Exchange driver.
-pub const AVAILABLE: bool = false;

@@ -6,6 +6,3 @@
 //! mapping of Google's error shapes (`invalid_grant`, `insufficientPermissions`,
 //! `rateLimitExceeded`, …) into `mailroom_core::ErrorKind`. Until then the `mailroom` facade
 //! reports Email Services configs as "driver not available" (exit 2) after validating them.
-
-/// Whether this build contains a working Gmail driver.
-pub const AVAILABLE: bool = false;

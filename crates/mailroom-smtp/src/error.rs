@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use mailroom_core::{ErrorKind, Provider, Retry, SendError, SmtpConfig, TlsMode, Transcript};
+use mailroom_core::{ErrorKind, Provider, SendError, SmtpConfig, TlsMode, Transcript};
 
 use crate::reply::{ReadError, Reply};
 
@@ -430,7 +430,6 @@ fn delivery_unknown(detail: String) -> SendError {
         ErrorKind::DeliveryUnknown,
         format!("{detail}, after the whole message was sent: it may or may not have been delivered"),
     )
-    .with_retry(Retry::Permanent)
 }
 
 /// Classifies a negative reply by step, code, enhanced status and text.
@@ -478,11 +477,8 @@ fn classify_reply(step: Step, reply: &Reply, context: &Context, detail: String) 
     } else {
         (ErrorKind::Protocol, None)
     };
-    let retry = match kind {
-        ErrorKind::RateLimited | ErrorKind::ServiceUnavailable => Retry::Temporary { after: None },
-        _ => Retry::Permanent,
-    };
-    let mut error = SendError::new(kind, detail).with_reply(server).with_retry(retry);
+    // SendError::new already makes throttling and unavailability temporary, the rest permanent.
+    let mut error = SendError::new(kind, detail).with_reply(server);
     if let Some(field) = field {
         error = error.with_field(field);
     }

@@ -29,6 +29,3 @@ pub use error::{SmtpError, Step, TlsFailure};
 pub use reply::Reply;
 pub use session::Resolver;
 pub use transport::{SmtpTransport, SmtpTransportBuilder};
-
-/// Whether this build contains a working SMTP driver.
-pub const AVAILABLE: bool = true;

@@ -18,9 +18,9 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// 2xx or 3xx.
-    pub fn is_positive(&self) -> bool {
-        (200..400).contains(&self.code)
+    /// A 2xx reply: the command completed.
+    pub fn is_completion(&self) -> bool {
+        self.code / 100 == 2
     }
 
     /// The reply in core's form, with the enhanced status code lifted out.

@@ -58,10 +58,19 @@ pub enum Resolver {
 }
 
 impl Resolver {
-    /// A static resolver that knows only `localhost` (127.0.0.1 and ::1).
-    pub fn loopback_only() -> Resolver {
-        let loopback = vec![std::net::Ipv4Addr::LOCALHOST.into(), std::net::Ipv6Addr::LOCALHOST.into()];
-        Resolver::Static(Arc::new([("localhost".to_owned(), loopback)].into_iter().collect()))
+    /// A static resolver that knows only these names, each with one address.
+    ///
+    /// ```
+    /// use mailroom_smtp::Resolver;
+    /// let hermetic = Resolver::only([("localhost", [127, 0, 0, 1].into())]);
+    /// # let _ = hermetic;
+    /// ```
+    pub fn only<'a>(names: impl IntoIterator<Item = (&'a str, std::net::IpAddr)>) -> Resolver {
+        let mut table: std::collections::HashMap<String, Vec<std::net::IpAddr>> = std::collections::HashMap::new();
+        for (name, ip) in names {
+            table.entry(name.to_ascii_lowercase()).or_default().push(ip);
+        }
+        Resolver::Static(Arc::new(table))
     }
 
     async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<std::net::SocketAddr>> {
@@ -606,7 +615,7 @@ impl Session {
         .await?;
         let reply = self.read_within(Step::FinalReply, final_reply_deadline(self.timeout)).await?;
         self.last_used = Instant::now();
-        if reply.code / 100 != 2 {
+        if !reply.is_completion() {
             return Err(SmtpError::Refused { step: Step::FinalReply, reply });
         }
         Ok(reply)
@@ -614,7 +623,7 @@ impl Session {
 
     async fn expect_ok(&mut self, step: Step, line: &str) -> Result<(), SmtpError> {
         let reply = self.command(step, line).await?;
-        if reply.code / 100 == 2 { Ok(()) } else { Err(SmtpError::Refused { step, reply }) }
+        if reply.is_completion() { Ok(()) } else { Err(SmtpError::Refused { step, reply }) }
     }
 
     async fn send_pipelined(&mut self, mail: &str, rcpts: &[String]) -> Result<(), SmtpError> {
@@ -640,14 +649,14 @@ impl Session {
         let mut rcpt_refusal = None;
         for _ in rcpts {
             let reply = self.read(Step::Rcpt).await?;
-            if reply.code / 100 != 2 && rcpt_refusal.is_none() {
+            if !reply.is_completion() && rcpt_refusal.is_none() {
                 rcpt_refusal = Some(reply);
             }
         }
         let data_reply = self.read(Step::Data).await?;
         let refusal = match rset_reply {
-            Some(reply) if reply.code / 100 != 2 => Some(SmtpError::Refused { step: Step::Rset, reply }),
-            _ if mail_reply.code / 100 != 2 => Some(SmtpError::Refused { step: Step::Mail, reply: mail_reply }),
+            Some(reply) if !reply.is_completion() => Some(SmtpError::Refused { step: Step::Rset, reply }),
+            _ if !mail_reply.is_completion() => Some(SmtpError::Refused { step: Step::Mail, reply: mail_reply }),
             _ => rcpt_refusal.map(|reply| SmtpError::Refused { step: Step::Rcpt, reply }),
         };
         match (refusal, data_reply.code) {
@@ -677,7 +686,7 @@ impl Session {
     /// Checks that the server accepts `sender` in MAIL FROM, then resets; sends no message.
     pub async fn check_sender(&mut self, sender: &lettre::Address) -> Result<Reply, SmtpError> {
         let reply = self.command(Step::Mail, &format!("MAIL FROM:<{sender}>\r\n")).await?;
-        if reply.code / 100 != 2 {
+        if !reply.is_completion() {
             return Err(SmtpError::Refused { step: Step::Mail, reply });
         }
         self.expect_ok(Step::Rset, "RSET\r\n").await?;

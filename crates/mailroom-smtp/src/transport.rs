@@ -94,7 +94,7 @@ impl SmtpTransportBuilder {
     }
 
     /// How the server name is resolved (default: the system resolver). Tests use
-    /// [`Resolver::loopback_only`] so that an unknown name fails without asking DNS.
+    /// [`Resolver::only`] so that an unknown name fails without asking DNS.
     pub fn resolver(mut self, resolver: Resolver) -> Self {
         self.resolver = resolver;
         self

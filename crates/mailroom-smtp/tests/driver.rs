@@ -33,10 +33,12 @@ fn config(port: u16, tls: TlsMode, ca_file: Option<&std::path::Path>) -> SmtpCon
     }
 }
 
-fn write_ca(dir: &tempfile::TempDir, pem: &str) -> std::path::PathBuf {
+/// A config for `port` that trusts `ca_pem` (written to a temporary file, kept alive by the guard).
+fn trusting(port: u16, tls: TlsMode, ca_pem: &str) -> (SmtpConfig, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ca.pem");
-    std::fs::write(&path, pem).unwrap();
-    path
+    std::fs::write(&path, ca_pem).unwrap();
+    (config(port, tls, Some(&path)), dir)
 }
 
 fn message(subject: &str) -> mailroom_core::OutgoingMessage {
@@ -73,9 +75,8 @@ async fn the_core_conformance_suite_passes_over_starttls_with_auth() {
         .start()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = SmtpTransport::new(sender(), &smtp).unwrap();
     let harness = Harness { server, transport: Arc::new(transport) };
     let passed = run_suite(&harness).await.unwrap();
     assert_eq!(passed.len(), 6, "{passed:?}");
@@ -92,9 +93,8 @@ async fn the_conformance_suite_passes_over_implicit_tls() {
         .start()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Implicit, Some(&ca))).unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Implicit, server.ca_pem());
+    let transport = SmtpTransport::new(sender(), &smtp).unwrap();
     let harness = Harness { server, transport: Arc::new(transport) };
     run_suite(&harness).await.unwrap();
 }
@@ -109,9 +109,8 @@ async fn pooled_connections_are_reused_and_a_closed_one_is_replaced_transparentl
         .start()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = SmtpTransport::new(sender(), &smtp).unwrap();
     for n in 0..3 {
         transport.send(&message(&format!("pooled {n}"))).await.unwrap();
     }
@@ -148,10 +147,8 @@ impl TokenSource for CountingTokens {
 #[tokio::test]
 async fn a_rejected_xoauth2_token_is_refreshed_exactly_once() {
     let server = Persona::gmail_587().fault(Fault::OAuthTokenRejected).start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
     let tokens = Arc::new(CountingTokens { calls: AtomicUsize::new(0) });
-    let mut smtp = config(server.addr().port(), TlsMode::Starttls, Some(&ca));
+    let (mut smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
     smtp.password = None;
     let transport = SmtpTransport::builder(sender(), &smtp).xoauth2(tokens.clone()).build().unwrap();
     let error = transport.send(&message("oauth")).await.unwrap_err();
@@ -164,9 +161,7 @@ async fn a_rejected_xoauth2_token_is_refreshed_exactly_once() {
 #[tokio::test]
 async fn xoauth2_succeeds_with_an_accepted_token() {
     let server = Persona::gmail_587().oauth_token(USER, "token-0").start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let mut smtp = config(server.addr().port(), TlsMode::Starttls, Some(&ca));
+    let (mut smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
     smtp.password = None;
     let tokens = Arc::new(CountingTokens { calls: AtomicUsize::new(0) });
     let transport = SmtpTransport::builder(sender(), &smtp).xoauth2(tokens).build().unwrap();
@@ -177,9 +172,8 @@ async fn xoauth2_succeeds_with_an_accepted_token() {
 #[tokio::test]
 async fn credentials_never_appear_in_errors_or_transcripts() {
     let server = Persona::gmail_587().fault(Fault::BadPassword).start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = SmtpTransport::new(sender(), &smtp).unwrap();
     let error = transport.send(&message("bad password")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthFailed);
     let everything = format!(
@@ -206,9 +200,8 @@ async fn no_password_is_sent_in_clear_text_to_a_non_loopback_name() {
         .unwrap();
     let mut smtp = config(server.addr().port(), TlsMode::None, None);
     smtp.server = "alias.mailroom.test".into();
-    let names = [("alias.mailroom.test".to_owned(), vec![std::net::IpAddr::from([127, 0, 0, 1])])];
     let transport = SmtpTransport::builder(sender(), &smtp)
-        .resolver(Resolver::Static(Arc::new(names.into_iter().collect())))
+        .resolver(Resolver::only([("alias.mailroom.test", [127, 0, 0, 1].into())]))
         .build()
         .unwrap();
     let error = transport.send(&message("plaintext")).await.unwrap_err();
@@ -236,9 +229,8 @@ async fn a_silent_server_is_bounded_by_the_deadline() {
 #[tokio::test]
 async fn diagnose_finds_the_working_tls_mode_on_the_same_port() {
     let server = Persona::gmail_465().account(USER, PASSWORD).start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = SmtpTransport::new(sender(), &smtp).unwrap();
     let report = transport.probe().await;
     assert!(!report.is_ok());
     assert_eq!(report.error.as_ref().unwrap().kind(), ErrorKind::TlsMismatch);
@@ -252,9 +244,8 @@ async fn diagnose_finds_the_working_tls_mode_on_the_same_port() {
 #[tokio::test]
 async fn diagnose_walks_every_step_on_a_working_config() {
     let server = Persona::gmail_587().account(USER, PASSWORD).start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(&dir, server.ca_pem());
-    let transport = SmtpTransport::new(sender(), &config(server.addr().port(), TlsMode::Starttls, Some(&ca))).unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = SmtpTransport::new(sender(), &smtp).unwrap();
     let report = transport.probe().await;
     assert!(report.is_ok(), "{:?}", report.error);
     let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();

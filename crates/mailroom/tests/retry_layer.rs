@@ -39,34 +39,28 @@ const FAST: RetryPolicy = RetryPolicy {
     retry_connect_failures: false,
 };
 
-#[tokio::test]
-async fn throttling_is_retried_up_to_the_policy_limit() {
-    let server = ScriptedSmtpServer::builder()
-        .tls(ListenerTls::None)
-        .mail_reply(Reply::line(421, "4.7.0 Try again later, closing connection."))
-        .start()
-        .await
-        .unwrap();
+/// Sends one message through the retry layer to a server that answers MAIL with `mail_reply`;
+/// returns the final error and how many MAIL commands the server saw.
+async fn send_against(mail_reply: Reply) -> (mailroom_core::SendError, usize) {
+    let server = ScriptedSmtpServer::builder().tls(ListenerTls::None).mail_reply(mail_reply).start().await.unwrap();
     let layer = RetryLayer::new(transport(server.addr().port()), FAST);
     let message =
         MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).subject("s").text("t").build().unwrap();
     let error = layer.send(&message).await.unwrap_err();
+    (error, mail_commands(&server))
+}
+
+#[tokio::test]
+async fn throttling_is_retried_up_to_the_policy_limit() {
+    let (error, attempts) = send_against(Reply::line(421, "4.7.0 Try again later, closing connection.")).await;
     assert_eq!(error.kind(), ErrorKind::RateLimited);
-    assert_eq!(mail_commands(&server), 3, "three attempts in all");
+    assert_eq!(attempts, 3, "three attempts in all");
 }
 
 #[tokio::test]
 async fn a_permanent_refusal_is_not_retried() {
-    let server = ScriptedSmtpServer::builder()
-        .tls(ListenerTls::None)
-        .mail_reply(Reply::line(550, "5.7.60 SMTP; Client does not have permissions to send as this sender"))
-        .start()
-        .await
-        .unwrap();
-    let layer = RetryLayer::new(transport(server.addr().port()), FAST);
-    let message =
-        MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).subject("s").text("t").build().unwrap();
-    let error = layer.send(&message).await.unwrap_err();
+    let (error, attempts) =
+        send_against(Reply::line(550, "5.7.60 SMTP; Client does not have permissions to send as this sender")).await;
     assert_eq!(error.kind(), ErrorKind::SenderNotAllowed);
-    assert_eq!(mail_commands(&server), 1);
+    assert_eq!(attempts, 1);
 }
