@@ -50,7 +50,15 @@ pub(crate) fn wrap_text(text: String) -> String {
 }
 
 fn has_long_line(text: &str) -> bool {
-    text.split('\n').any(|line| line.len() > MAX_LINE)
+    // A vectorised newline search: a `split` or a byte loop here cost more than the folding.
+    let mut line_start = 0;
+    for newline in memchr::memchr_iter(b'\n', text.as_bytes()) {
+        if newline - line_start > MAX_LINE {
+            return true;
+        }
+        line_start = newline + 1;
+    }
+    text.len() - line_start > MAX_LINE
 }
 
 /// Folds lines of `html` longer than [`MAX_LINE`] by turning a space into a line break

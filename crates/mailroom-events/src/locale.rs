@@ -193,11 +193,26 @@ impl Locale {
     /// A long date as this locale writes it, e.g. `November 26, 2026`.
     pub fn format_date(self, date: Date) -> String {
         let month_name = self.0.month_names[usize::from(u8::from(date.month())) - 1];
-        self.0
-            .long_date_pattern
-            .replace("{day}", &date.day().to_string())
-            .replace("{month}", month_name)
-            .replace("{year}", &date.year().to_string())
+        let mut out = String::with_capacity(self.0.long_date_pattern.len() + 16);
+        let mut rest = self.0.long_date_pattern;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open..];
+            let (value, skip): (&dyn fmt::Display, usize) = if after.starts_with("{day}") {
+                (&date.day(), "{day}".len())
+            } else if after.starts_with("{month}") {
+                (&month_name, "{month}".len())
+            } else if after.starts_with("{year}") {
+                (&date.year(), "{year}".len())
+            } else {
+                (&'{', 1)
+            };
+            // Writing to a String cannot fail.
+            let _ = fmt::Write::write_fmt(&mut out, format_args!("{value}"));
+            rest = &after[skip..];
+        }
+        out.push_str(rest);
+        out
     }
 }
 

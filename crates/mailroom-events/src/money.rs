@@ -109,17 +109,23 @@ impl Decimal {
 
     /// The number with the locale's decimal and grouping separators, keeping every written decimal place.
     pub fn format(self, locale: crate::Locale) -> String {
-        let (integer, fraction) = self.split_digits();
-        let mut out = String::new();
+        let mut out = String::with_capacity(24);
+        self.write_unsigned(&mut out, locale);
         if self.is_negative() {
-            out.push('-');
-        }
-        push_grouped(&mut out, integer, locale.data().group_separator);
-        if self.scale > 0 {
-            out.push_str(locale.data().decimal_separator);
-            out.push_str(&format!("{fraction:0width$}", width = self.scale as usize));
+            out.insert(0, '-');
         }
         out
+    }
+
+    /// Appends the number without its sign, with the locale's separators. Written digit by
+    /// digit into the caller's buffer: templates print dozens of amounts per message.
+    fn write_unsigned(self, out: &mut String, locale: crate::Locale) {
+        let (integer, fraction) = self.split_digits();
+        push_grouped(out, integer, locale.data().group_separator);
+        if self.scale > 0 {
+            out.push_str(locale.data().decimal_separator);
+            push_zero_padded(out, fraction, self.scale as usize);
+        }
     }
 }
 
@@ -199,20 +205,38 @@ impl<'de> Deserialize<'de> for Decimal {
     }
 }
 
+/// The decimal digits of `value`, most significant first, in a stack buffer.
+fn decimal_digits(value: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut start = buffer.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return &buffer[start..];
+        }
+    }
+}
+
 /// Appends `value` with `separator` between groups of three digits.
 fn push_grouped(out: &mut String, value: u64, separator: &str) {
-    let digits = value.to_string();
-    let first_group = match digits.len() % 3 {
-        0 => 3,
-        n => n,
-    };
-    out.push_str(&digits[..first_group.min(digits.len())]);
-    let mut rest = &digits[first_group.min(digits.len())..];
-    while !rest.is_empty() {
-        out.push_str(separator);
-        out.push_str(&rest[..3]);
-        rest = &rest[3..];
+    let mut buffer = [0_u8; 20];
+    let digits = decimal_digits(value, &mut buffer);
+    for (index, digit) in digits.iter().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push_str(separator);
+        }
+        out.push(char::from(*digit));
     }
+}
+
+/// Appends `value` with leading zeros to `width` digits (a fraction: 5 cents at scale 2 is "05").
+fn push_zero_padded(out: &mut String, value: u64, width: usize) {
+    let mut buffer = [0_u8; 20];
+    let digits = decimal_digits(value, &mut buffer);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.extend(digits.iter().map(|digit| char::from(*digit)));
 }
 
 /// An ISO 4217 currency with its number of minor-unit digits (USD 2, JPY 0, KWD 3).
@@ -402,9 +426,14 @@ const ISO_4217: &[(&str, u8)] = &[
 impl Currency {
     /// The currency for an ISO 4217 code (any letter case); `None` for codes not in the standard.
     pub fn from_code(code: &str) -> Option<Currency> {
-        // Called for every amount a template prints, hence the binary search.
-        let upper = code.to_ascii_uppercase();
-        ISO_4217.binary_search_by(|(known, _)| known.cmp(&upper.as_str())).ok().map(|index| {
+        let mut upper = [0_u8; 3];
+        if code.len() != 3 {
+            return None;
+        }
+        for (slot, byte) in upper.iter_mut().zip(code.bytes()) {
+            *slot = byte.to_ascii_uppercase();
+        }
+        ISO_4217.binary_search_by(|(known, _)| known.as_bytes().cmp(&upper[..])).ok().map(|index| {
             let (code, minor_digits) = ISO_4217[index];
             Currency { code, minor_digits }
         })
@@ -476,24 +505,35 @@ impl Money {
     /// The amount as `locale` writes money: separators, the currency's decimal places,
     /// and its symbol (or code) on the locale's side.
     pub fn format(self, locale: crate::Locale) -> String {
-        let digits = u32::from(self.currency.minor_digits);
-        let number = Decimal { mantissa: self.minor_units, scale: digits }.format(locale);
+        let mut out = String::with_capacity(32);
+        self.write(&mut out, locale);
+        out
+    }
+
+    /// Appends the amount as [`Money::format`] writes it.
+    pub fn write(self, out: &mut String, locale: crate::Locale) {
+        use crate::locale::SymbolPlacement;
+        let number = Decimal { mantissa: self.minor_units, scale: u32::from(self.currency.minor_digits) };
         let data = locale.data();
         let symbol =
             data.currency_symbols.iter().find(|(code, _)| *code == self.currency.code).map(|&(_, symbol)| symbol);
-        let (sign, unsigned) = match number.strip_prefix('-') {
-            Some(rest) => ("-", rest),
-            None => ("", number.as_str()),
-        };
+        if number.is_negative() {
+            out.push('-');
+        }
         match (data.symbol_placement, symbol) {
-            (crate::locale::SymbolPlacement::Before, Some(symbol)) => {
-                format!("{sign}{symbol}{unsigned}")
+            (SymbolPlacement::Before, Some(symbol)) => {
+                out.push_str(symbol);
+                number.write_unsigned(out, locale);
             }
-            (crate::locale::SymbolPlacement::Before, None) => {
-                format!("{sign}{}\u{a0}{unsigned}", self.currency.code)
+            (SymbolPlacement::Before, None) => {
+                out.push_str(self.currency.code);
+                out.push('\u{a0}');
+                number.write_unsigned(out, locale);
             }
-            (crate::locale::SymbolPlacement::After, symbol) => {
-                format!("{sign}{unsigned}\u{a0}{}", symbol.unwrap_or(self.currency.code))
+            (SymbolPlacement::After, symbol) => {
+                number.write_unsigned(out, locale);
+                out.push('\u{a0}');
+                out.push_str(symbol.unwrap_or(self.currency.code));
             }
         }
     }
@@ -626,5 +666,22 @@ mod tests {
         assert_eq!(decimal.format(Locale::DE_DE), "12.345,250");
         assert_eq!("3".parse::<Decimal>().unwrap().format(Locale::FR_FR), "3", "integers keep no decimal point");
         assert_eq!("1000000".parse::<Decimal>().unwrap().format(Locale::FR_FR), "1\u{202f}000\u{202f}000");
+    }
+
+    proptest::proptest! {
+        /// Every number formats to its canonical digits plus separators: the locale only
+        /// adds group separators every three integer digits and swaps the decimal point.
+        #[test]
+        fn locale_formatting_only_adds_separators(mantissa in proptest::num::i64::ANY, scale in 0_u32..=6) {
+            let decimal = Decimal::new(mantissa, scale);
+            let us = decimal.format(Locale::EN_US);
+            proptest::prop_assert_eq!(us.replace(',', ""), decimal.to_string());
+            let integer_digits = us.trim_start_matches('-').split('.').next().unwrap_or_default();
+            for (index, group) in integer_digits.split(',').enumerate() {
+                proptest::prop_assert!(group.len() == 3 || (index == 0 && (1..=3).contains(&group.len())), "{us}");
+            }
+            let de = decimal.format(Locale::DE_DE);
+            proptest::prop_assert_eq!(de.replace('.', "").replace(',', "."), decimal.to_string());
+        }
     }
 }

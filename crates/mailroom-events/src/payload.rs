@@ -79,8 +79,8 @@ pub(crate) trait Payload: Serialize + DeserializeOwned + Into<Event> {
         Vec::new()
     }
     /// Values derived from the payload that templates need (e.g. days overdue).
-    fn derived(&self) -> minijinja::Value {
-        minijinja::context! {}
+    fn derived(&self) -> Vec<(&'static str, minijinja::Value)> {
+        Vec::new()
     }
 }
 
@@ -230,8 +230,8 @@ impl Payload for OverdueInvoiceReminder {
         Ok(())
     }
 
-    fn derived(&self) -> minijinja::Value {
-        minijinja::context! { days_overdue => self.days_overdue() }
+    fn derived(&self) -> Vec<(&'static str, minijinja::Value)> {
+        vec![("days_overdue", self.days_overdue().into())]
     }
 }
 
@@ -828,10 +828,11 @@ impl Payload for UserNotification {
         not_blank("message", &self.message)
     }
 
-    fn derived(&self) -> minijinja::Value {
+    fn derived(&self) -> Vec<(&'static str, minijinja::Value)> {
         let normalized = self.message.replace("\r\n", "\n");
-        let paragraphs: Vec<&str> = normalized.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect();
-        minijinja::context! { message_paragraphs => paragraphs }
+        let paragraphs: Vec<minijinja::Value> =
+            normalized.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).map(minijinja::Value::from).collect();
+        vec![("message_paragraphs", paragraphs.into())]
     }
 }
 
@@ -1032,13 +1033,43 @@ impl Event {
         )
     }
 
-    /// The template context: the payload as templates see it plus derived values.
-    pub(crate) fn context(&self) -> minijinja::Value {
-        // The first map holding a key wins; derived values never shadow payload fields by design.
-        with_payload!(self, payload => minijinja::value::merge_maps([
-            minijinja::context! { kind => self.kind().as_str() },
-            payload.derived(),
-            minijinja::Value::from_serialize(payload),
-        ]))
+    /// The template context: the payload's fields as templates see them, derived values and
+    /// the event kind, in one flat map (a lookup in nested merged maps cost a tenth of the
+    /// rendering time). Derived names never collide with payload fields by design.
+    pub(crate) fn context(&self) -> TemplateContext {
+        with_payload!(self, payload => {
+            let mut fields = std::collections::BTreeMap::new();
+            let serialized = minijinja::Value::from_serialize(payload);
+            if let Ok(keys) = serialized.try_iter() {
+                for key in keys {
+                    if let (Some(name), Ok(value)) = (key.as_str(), serialized.get_item(&key)) {
+                        fields.insert(std::sync::Arc::from(name), value);
+                    }
+                }
+            }
+            for (name, value) in payload.derived() {
+                fields.insert(std::sync::Arc::from(name), value);
+            }
+            fields.insert(std::sync::Arc::from("kind"), minijinja::Value::from(self.kind().as_str()));
+            TemplateContext { fields }
+        })
+    }
+}
+
+/// The variables a template sees, by name.
+#[derive(Clone, Debug)]
+pub(crate) struct TemplateContext {
+    fields: std::collections::BTreeMap<std::sync::Arc<str>, minijinja::Value>,
+}
+
+impl TemplateContext {
+    /// Adds (or replaces) a variable.
+    pub(crate) fn insert(&mut self, name: &str, value: impl Into<minijinja::Value>) {
+        self.fields.insert(std::sync::Arc::from(name), value.into());
+    }
+
+    /// The context as the value templates render with.
+    pub(crate) fn to_value(&self) -> minijinja::Value {
+        minijinja::Value::from_object(self.fields.clone())
     }
 }
