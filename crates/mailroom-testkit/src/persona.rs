@@ -8,9 +8,9 @@ use crate::KitError;
 use crate::reply::Reply;
 use crate::scripted::{ListenerTls, ScriptedSmtpServer, ScriptedSmtpServerBuilder};
 
-const GMAIL_587: &str = include_str!("../../../fixtures/smtp/gmail_587.toml");
-const GMAIL_465: &str = include_str!("../../../fixtures/smtp/gmail_465.toml");
-const OFFICE365_587: &str = include_str!("../../../fixtures/smtp/office365_587.toml");
+const GMAIL_587: &str = include_str!("../fixtures/smtp/gmail_587.toml");
+const GMAIL_465: &str = include_str!("../fixtures/smtp/gmail_465.toml");
+const OFFICE365_587: &str = include_str!("../fixtures/smtp/office365_587.toml");
 
 /// A failure the persona reproduces with the provider's real reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,7 +129,7 @@ const SEND_AS_DENIED: &str = "send_as_denied";
 
 /// A provider's SMTP server as captured from the real thing, optionally put into a [`Fault`] mode.
 ///
-/// The replies come from `fixtures/smtp/<name>.toml` (embedded in the crate), each with a note
+/// The replies come from `fixtures/smtp/<name>.toml` (kept in this crate, so it packages on its own), each with a note
 /// of its source. Start one to get a [`ScriptedSmtpServer`] speaking like the provider:
 ///
 /// ```
