@@ -70,6 +70,7 @@ fn missing_payload_fields_are_named() {
     );
     assert_eq!(run.code, 2);
     assert!(run.json()["error"]["message"].as_str().unwrap().contains("invoice.due_date"), "{}", run.stdout);
+    assert_eq!(run.json()["error"]["field"], "invoice.due_date", "the JSON names the field too");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,4 +123,68 @@ async fn send_delivers_the_rendered_event_with_its_attachments() {
     assert_eq!(first.header("Message-ID").map(str::trim), json["message_id"].as_str());
     assert_eq!(received[1].recipients, ["qa@company.com"], "--to sends only to the given address");
     assert_eq!(received[1].parsed().to[0].address, "qa@company.com");
+}
+
+fn web_mail_config(dir: &std::path::Path, server: &FakeSmtpServer) -> String {
+    let ca = write_file(dir, "ca.pem", server.ca_pem());
+    write_file(
+        dir,
+        "company-email.toml",
+        &format!(
+            "service = \"web_mail\"\nemail_address = \"{USER}\"\ndisplay_name = \"Company ERP\"\n[web_mail]\nserver = \"localhost\"\nport = {}\nenable_ssl = true\nusername = \"{USER}\"\npassword_env = \"MAILROOM_PASSWORD\"\nca_file = \"{ca}\"\n",
+            server.addr().port()
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_uses_the_same_template_overrides_and_size_limit_as_preview() {
+    let server = FakeSmtpServer::builder().account(USER, PASSWORD).require_auth(true).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = web_mail_config(dir.path(), &server);
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    write_file(&templates, "invoice_payment_link.subject.txt", "OVERRIDDEN subject for {{ invoice.number }}");
+    let env = [("MAILROOM_PASSWORD", PASSWORD)];
+    let data = fixture("invoice_payment_link");
+    let templates_arg = templates.to_str().unwrap();
+    let args = ["send", "--config", &config, "--event", "invoice_payment_link", "--data", &data, "--json"];
+    let run = run_mailroom(&[&args[..], &["--templates", templates_arg]].concat(), &env);
+    assert_eq!(run.code, 0, "{run:?}");
+    let received = server.wait_for_messages(1, std::time::Duration::from_secs(5)).await.unwrap();
+    let subject = received[0].parsed().subject.clone().unwrap_or_default();
+    assert!(subject.starts_with("OVERRIDDEN subject for INV-"), "{subject}");
+
+    let too_small = run_mailroom(&[&args[..], &["--max-message-bytes", "1000"]].concat(), &env);
+    assert_eq!(too_small.code, 1, "{too_small:?}");
+    assert_eq!(too_small.json()["error"]["kind"], "message_too_large");
+}
+
+#[test]
+fn preview_as_a_configs_sender_needs_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "company-email.toml",
+        "service = \"web_mail\"\nemail_address = \"erp@company.com\"\ndisplay_name = \"Company ERP\"\n[web_mail]\nserver = \"smtp.company.com\"\nport = 587\nenable_ssl = true\nusername = \"erp@company.com\"\npassword_env = \"MAILROOM_TEST_UNSET_PASSWORD\"\n",
+    );
+    let out = dir.path().join("out");
+    let run = run_mailroom(
+        &[
+            "preview",
+            "--event",
+            "order_released",
+            "--data",
+            &fixture("order_released"),
+            "--out",
+            out.to_str().unwrap(),
+            "--config",
+            &config,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let eml = std::fs::read_to_string(out.join("order_released.eml")).unwrap();
+    assert!(eml.contains("From: \"Company ERP\" <erp@company.com>"), "{eml}");
 }

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from decimal import Decimal
+from urllib.parse import quote
 from email import policy
 from email.message import EmailMessage
 
@@ -40,7 +41,7 @@ def date(ctx, value):
 # Optional payload fields are absent from the JSON (the Rust side sees them as none), so the
 # default lenient Undefined stands in for them.
 env = Environment(loader=FileSystemLoader(templates_dir), autoescape=select_autoescape(["html"]))
-env.filters.update(money=money, number=number, date=date)
+env.filters.update(money=money, number=number, date=date, mailto=lambda address: quote(address, safe="@!$'()*+,;=~"))
 kind = "overdue_invoice_reminder"
 subject_t = env.get_template(f"{kind}.subject.txt")
 html_t = env.get_template(f"{kind}.html")

@@ -172,7 +172,7 @@ fn engine_ceiling(lines: usize) -> Result<Measurement, String> {
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
     });
-    for filter in ["money", "number", "date"] {
+    for filter in ["money", "number", "date", "mailto"] {
         env.add_filter(filter, |value: Value, _options: Rest<Value>| value);
     }
     for name in mailroom_events::Renderer::template_names() {

@@ -81,10 +81,33 @@ pub enum MessageError {
     /// An attachment's MIME type does not parse.
     #[error("\"{0}\" is not a MIME type, e.g. application/pdf")]
     InvalidContentType(String),
+    /// A header value contains a control character other than tab (NUL, vertical tab, ESC…).
+    #[error("{input} contains a control character ({character:?}), which has no place in a header: remove it")]
+    ControlCharacterInHeader {
+        /// Which input: `subject`, `To name`, `attachment file name`, …
+        input: String,
+        /// The offending character.
+        character: char,
+    },
+    /// A header value has a run of characters without a space too long to fit on one
+    /// header line (RFC 5322 §2.1.1 allows 998 bytes, and a line can only break at a space).
+    #[error(
+        "{input} has {length} characters without a space; at most {MAX_HEADER_WORD} fit on a header line: shorten it"
+    )]
+    WordTooLong {
+        /// Which input: `subject`, `To name`, …
+        input: String,
+        /// The length of the longest run, in bytes.
+        length: usize,
+    },
     /// lettre refused the message.
     #[error("the message could not be built: {0}")]
     Build(String),
 }
+
+/// The longest run without a space a header value may have, in bytes: a header line holds
+/// 998 bytes, minus the field name and room for the encoding lettre may apply.
+pub const MAX_HEADER_WORD: usize = 900;
 
 const RESERVED_HEADERS: &[&str] = &[
     "from",
@@ -226,8 +249,13 @@ impl MessageDraft {
     }
 
     /// Renders the message to RFC 5322 bytes and its envelope.
-    pub fn build(self) -> Result<OutgoingMessage, MessageError> {
+    pub fn build(mut self) -> Result<OutgoingMessage, MessageError> {
         reject_line_breaks("subject", &self.subject)?;
+        self.sender = with_ascii_domain(self.sender)?;
+        self.reply_to = self.reply_to.map(with_ascii_domain).transpose()?;
+        for list in [&mut self.to, &mut self.cc, &mut self.bcc] {
+            *list = std::mem::take(list).into_iter().map(with_ascii_domain).collect::<Result<_, _>>()?;
+        }
         let mailboxes = std::iter::once(("sender name", &self.sender))
             .chain(self.reply_to.iter().map(|m| ("Reply-To name", m)))
             .chain(self.to.iter().map(|m| ("To name", m)))
@@ -322,8 +350,12 @@ impl MessageDraft {
                 reject_line_breaks("attachment file name", &attachment.filename)?;
                 let content_type = ContentType::parse(&attachment.content_type)
                     .map_err(|_| MessageError::InvalidContentType(attachment.content_type.clone()))?;
-                mixed =
-                    mixed.singlepart(LettreAttachment::new(attachment.filename).body(attachment.bytes, content_type));
+                // Always base64: lettre would send bytes that happen to be ASCII (an uncompressed
+                // PDF) as 7bit, bare LFs and NULs included, and a server that normalises line
+                // ends would change the file.
+                let body = LettreBody::new_with_encoding(attachment.bytes, ContentTransferEncoding::Base64)
+                    .map_err(|_| MessageError::Build("base64 encoding refused".into()))?;
+                mixed = mixed.singlepart(LettreAttachment::new(attachment.filename).body(body, content_type));
             }
             builder.multipart(mixed)
         }
@@ -332,7 +364,14 @@ impl MessageDraft {
         let envelope = message.envelope();
         let envelope_from = envelope.from().cloned().unwrap_or_else(|| self.sender.email.clone());
         let recipients = envelope.to().to_vec();
-        Ok(OutgoingMessage { envelope_from, recipients, bytes: Arc::new(message.formatted()), message_id })
+        let bytes = message.formatted();
+        // The checks above keep every header line short; this catches anything they miss
+        // rather than send a message that servers may refuse or truncate.
+        let header_end = memchr::memmem::find(&bytes, b"\r\n\r\n").unwrap_or(bytes.len());
+        if bytes[..header_end].split(|b| *b == b'\n').any(|line| line.len() > 999) {
+            return Err(MessageError::Build("a header line would be over 998 bytes".into()));
+        }
+        Ok(OutgoingMessage { envelope_from, recipients, bytes: Arc::new(bytes), message_id })
     }
 }
 
@@ -355,7 +394,16 @@ fn text_part(content: String, content_type: ContentType) -> SinglePart {
         // lettre turns LF into CRLF but leaves a lone CR as it is, which is not valid in a
         // message: make every line ending LF first.
         let content = if content.contains('\r') { content.replace("\r\n", "\n").replace('\r', "\n") } else { content };
-        builder.body(content)
+        // lettre would pick 7bit for short ASCII lines even with a NUL in them; quoted-printable
+        // writes it (and any other control but tab and line breaks) as =XX.
+        let has_control = content.bytes().any(|b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f);
+        match has_control {
+            true => match LettreBody::new_with_encoding(content, ContentTransferEncoding::QuotedPrintable) {
+                Ok(body) => builder.body(body),
+                Err(content) => builder.body(content),
+            },
+            false => builder.body(content),
+        }
     }
 }
 
@@ -411,11 +459,35 @@ fn is_seven_bit_clean(bytes: &[u8]) -> bool {
     expect_lf_at.is_none() && bytes.len() - line_start <= 998
 }
 
+/// Checks a value bound for a header: no line break (header injection), no other control
+/// character, and no run without a space longer than [`MAX_HEADER_WORD`] (it could not be folded).
 fn reject_line_breaks(input: &str, value: &str) -> Result<(), MessageError> {
     if value.contains(['\r', '\n']) {
         return Err(MessageError::LineBreakInHeader { input: input.to_owned() });
     }
+    if let Some(character) = value.chars().find(|c| (c.is_control() && *c != '\t') || *c == '\u{7f}') {
+        return Err(MessageError::ControlCharacterInHeader { input: input.to_owned(), character });
+    }
+    let longest_word = value.split([' ', '\t']).map(str::len).max().unwrap_or(0);
+    if longest_word > MAX_HEADER_WORD {
+        return Err(MessageError::WordTooLong { input: input.to_owned(), length: longest_word });
+    }
     Ok(())
+}
+
+/// `mailbox` with its domain in ASCII (IDNA / punycode): header fields and the SMTP envelope
+/// are ASCII unless the server offers SMTPUTF8, and Message-IDs use the sender's domain.
+fn with_ascii_domain(mailbox: Mailbox) -> Result<Mailbox, MessageError> {
+    let domain = mailbox.email.domain();
+    if domain.is_ascii() {
+        return Ok(mailbox);
+    }
+    let ascii = match url::Host::parse(domain) {
+        Ok(url::Host::Domain(ascii)) => ascii,
+        _ => return Err(MessageError::Build(format!("the domain of {} cannot be written in ASCII", mailbox.email))),
+    };
+    let email = Address::new(mailbox.email.user(), ascii).map_err(|e| MessageError::Build(e.to_string()))?;
+    Ok(Mailbox::new(mailbox.name, email))
 }
 
 fn generate_message_id(domain: &str) -> String {
@@ -544,17 +616,92 @@ mod tests {
                 .attach(Attachment::guess(filename.clone(), vec![1, 2, 3]))
                 .build();
             let any_line_break = [&subject, &name, &header_value, &filename].iter().any(|s| s.contains(['\r', '\n']));
+            let any_control = [&subject, &name, &header_value, &filename]
+                .iter()
+                .any(|s| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')));
             match result {
                 Err(MessageError::LineBreakInHeader { .. }) => prop_assert!(any_line_break),
+                Err(MessageError::ControlCharacterInHeader { .. }) => prop_assert!(any_control),
                 Err(other) => prop_assert!(false, "unexpected error {other}"),
                 Ok(message) => {
-                    prop_assert!(!any_line_break);
+                    prop_assert!(!any_line_break && !any_control);
                     for header in header_names(message.bytes()) {
                         prop_assert!(ALLOWED.contains(&header.as_str()), "unexpected header line {header:?}");
                     }
                 }
             }
         }
+    }
+
+    fn parsed(message: &OutgoingMessage) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(message.bytes()).expect("the message parses")
+    }
+
+    #[test]
+    fn ascii_attachments_go_out_base64_and_byte_exact() {
+        let pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n\0\0\0\n%%EOF\n".to_vec();
+        let message = MessageDraft::new(sender())
+            .to("a@example.com".parse().unwrap())
+            .subject("s")
+            .text("see attached")
+            .attach(Attachment {
+                filename: "plain.pdf".into(),
+                content_type: "application/pdf".into(),
+                bytes: pdf.clone(),
+            })
+            .build()
+            .unwrap();
+        let raw = String::from_utf8_lossy(message.bytes()).into_owned();
+        let part = &raw[raw.find("plain.pdf").unwrap()..];
+        assert!(part.contains("Content-Transfer-Encoding: base64"), "{part}");
+        assert!(!message.bytes().contains(&0), "no raw NUL on the wire");
+        let parsed = parsed(&message);
+        assert_eq!(parsed.attachment(0).unwrap().contents(), &pdf[..]);
+    }
+
+    #[test]
+    fn header_values_with_controls_or_unfoldable_words_are_refused_by_input() {
+        let draft = || MessageDraft::new(sender()).to("a@example.com".parse().unwrap()).text("x");
+        let error = draft().subject("A".repeat(1200)).build().unwrap_err();
+        assert!(matches!(&error, MessageError::WordTooLong { input, length: 1200 } if input == "subject"), "{error}");
+        let error = draft().subject(format!("\u{c4}rger {}", "B".repeat(1200))).build().unwrap_err();
+        assert!(matches!(error, MessageError::WordTooLong { .. }), "{error}");
+        let error = draft().subject("tab\u{b}vertical").build().unwrap_err();
+        assert!(matches!(&error, MessageError::ControlCharacterInHeader { character: '\u{b}', .. }), "{error}");
+        let long_name = Mailbox::new(Some("N".repeat(1100)), "b@example.com".parse().unwrap());
+        let error = draft().subject("s").cc(long_name).build().unwrap_err();
+        assert!(matches!(&error, MessageError::WordTooLong { input, .. } if input == "Cc name"), "{error}");
+        // Long subjects made of words fold and stay within the line limit.
+        let message = draft().subject("word ".repeat(400)).build().unwrap();
+        let header_end = message.bytes().windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        assert!(message.bytes()[..header_end].split(|b| *b == b'\n').all(|line| line.len() <= 999));
+    }
+
+    #[test]
+    fn internationalised_domains_are_written_in_ascii() {
+        let sender: Mailbox = "ERP <erp@b\u{fc}cher.example>".parse().unwrap();
+        let message = MessageDraft::new(sender)
+            .to("ada@b\u{fc}cher.example".parse().unwrap())
+            .subject("s")
+            .text("x")
+            .build()
+            .unwrap();
+        assert!(message.message_id().ends_with("@xn--bcher-kva.example>"), "{}", message.message_id());
+        assert!(message.bytes().is_ascii());
+        assert_eq!(message.envelope_from().to_string(), "erp@xn--bcher-kva.example");
+        assert_eq!(message.recipients()[0].to_string(), "ada@xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn bodies_with_nul_go_out_quoted_printable_and_decode_back() {
+        let message = MessageDraft::new(sender())
+            .to("a@example.com".parse().unwrap())
+            .subject("s")
+            .text("Hello\u{0}world\n")
+            .build()
+            .unwrap();
+        assert!(!message.bytes().contains(&0));
+        assert_eq!(parsed(&message).body_text(0).unwrap().trim_end(), "Hello\u{0}world");
     }
 
     #[test]

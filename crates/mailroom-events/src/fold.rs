@@ -61,6 +61,21 @@ fn has_long_line(text: &str) -> bool {
     text.len() - line_start > MAX_LINE
 }
 
+/// Whether the attribute whose value starts after `before` (which ends with `name=`) is
+/// exactly `style`, not `data-style` or `mso-style`.
+fn is_style_attribute(before: &[u8]) -> bool {
+    before.len() > b"style=".len()
+        && before[before.len() - b"style=".len()..].eq_ignore_ascii_case(b"style=")
+        && before[before.len() - b"style=".len() - 1].is_ascii_whitespace()
+}
+
+/// Whether `rest` starts with the tag `name` (case-insensitive) followed by a space, `/` or `>`.
+fn starts_with_tag(rest: &[u8], name: &[u8]) -> bool {
+    rest.len() > name.len()
+        && rest[..name.len()].eq_ignore_ascii_case(name)
+        && matches!(rest[name.len()], b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
+}
+
 /// Folds lines of `html` longer than [`MAX_LINE`] by turning a space into a line break
 /// where HTML treats both alike: in text, between attributes, and inside `style` values
 /// (CSS). Never inside other attribute values (`href`, `alt`…), where the break would be kept.
@@ -79,20 +94,42 @@ pub(crate) fn fold_html(html: String) -> String {
     let mut in_tag = false;
     let mut quote: Option<u8> = None;
     let mut in_style_value = false;
+    let mut in_style_element = false;
+    // A quoted CSS string inside a style value or a <style> element ('Segoe UI'): a break
+    // there would change the string, e.g. drop a font family.
+    let mut css_quote: Option<u8> = None;
     for (index, &byte) in bytes.iter().enumerate() {
-        let breakable = byte == b' ' && (quote.is_none() || in_style_value);
+        if in_style_value || (in_style_element && !in_tag) {
+            match css_quote {
+                Some(open) if byte == open => css_quote = None,
+                None if (byte == b'\'' || byte == b'"') && Some(byte) != quote => css_quote = Some(byte),
+                _ => {}
+            }
+        }
+        let in_css_string = css_quote.is_some() && byte != b'\'' && byte != b'"';
+        let breakable = byte == b' ' && !in_css_string && (quote.is_none() || in_style_value);
         match quote {
             Some(open) if byte == open => {
                 quote = None;
                 in_style_value = false;
+                css_quote = None;
             }
             Some(_) => {}
             None if in_tag && (byte == b'"' || byte == b'\'') => {
-                in_style_value = bytes[..index].ends_with(b"style=");
+                in_style_value = is_style_attribute(&bytes[..index]);
                 quote = Some(byte);
             }
             None if in_tag && byte == b'>' => in_tag = false,
-            None if byte == b'<' => in_tag = true,
+            None if byte == b'<' => {
+                in_tag = true;
+                let rest = &bytes[index..];
+                if starts_with_tag(rest, b"<style") {
+                    in_style_element = true;
+                } else if starts_with_tag(rest, b"</style") {
+                    in_style_element = false;
+                    css_quote = None;
+                }
+            }
             None => {}
         }
         if byte == b'\n' {
@@ -162,6 +199,24 @@ mod tests {
             assert!(line.len() <= MAX_LINE, "{line:?}");
         }
         assert!(folded.contains("style=\"padding:8px;"), "{folded}");
+    }
+
+    #[test]
+    fn css_strings_are_never_broken() {
+        let style =
+            "font-family:'Segoe UI', 'Helvetica Neue', Arial, sans-serif; margin:0 0 16px; padding:0; color:#1f2933;";
+        for prefix_len in 0..80 {
+            let html = format!(
+                "<p>{}</p><p style=\"{style}\" data-style=\"a b c d e f g h\">x</p><style>p {{ font-family: \"Trebuchet MS\", 'Times New Roman', serif; margin: 0 auto 0 auto; }}</style>",
+                "w".repeat(prefix_len)
+            );
+            let folded = fold_html(html.clone());
+            assert_eq!(folded.replace('\n', " "), html);
+            for family in ["'Segoe UI'", "'Helvetica Neue'", "\"Trebuchet MS\"", "'Times New Roman'"] {
+                assert!(folded.contains(family), "{family} broken at prefix {prefix_len}: {folded}");
+            }
+            assert!(folded.contains("data-style=\"a b c d e f g h\""), "{folded}");
+        }
     }
 
     #[test]

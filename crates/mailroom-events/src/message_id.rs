@@ -44,7 +44,13 @@ pub fn message_id_for(
     }
     let digest = hasher.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("<{}.{hex}@{sender_domain}>", kind.as_str().replace('_', "-"))
+    // An internationalised domain goes in its ASCII (punycode) form: a Message-ID is ASCII,
+    // and the message builder writes the sender's address the same way.
+    let domain = match url::Host::parse(sender_domain) {
+        Ok(url::Host::Domain(ascii)) if !sender_domain.is_ascii() => ascii,
+        _ => sender_domain.to_owned(),
+    };
+    format!("<{}.{hex}@{domain}>", kind.as_str().replace('_', "-"))
 }
 
 #[cfg(test)]
@@ -71,6 +77,12 @@ mod tests {
         );
         let other_domain = message_id_for(kind, "INV-1", Some(7), None, "erp.example");
         assert_eq!(base.split('@').next(), other_domain.split('@').next(), "the domain only places the id");
+    }
+
+    #[test]
+    fn an_internationalised_sender_domain_is_written_in_ascii() {
+        let id = message_id_for(EventKind::UserNotification, "N-1", None, None, "b\u{fc}cher.example");
+        assert!(id.ends_with("@xn--bcher-kva.example>"), "{id}");
     }
 
     #[test]

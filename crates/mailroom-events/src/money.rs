@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize, Serializer};
 /// The most significant digits a [`Decimal`] may have; keeps every value exact in an `i64`.
 const MAX_DIGITS: usize = 18;
 
+/// The largest magnitude with [`MAX_DIGITS`] digits.
+const MAX_MAGNITUDE: u64 = 999_999_999_999_999_999;
+
 /// An exact decimal number as written in the payload, e.g. `"1250.50"` or `"-3"`.
 ///
 /// ```
@@ -190,10 +193,18 @@ impl<'de> Deserialize<'de> for Decimal {
                 text.parse().map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, value: i64) -> Result<Decimal, E> {
+                // The same 18-digit limit as decimal strings, so the error names the field here
+                // rather than surfacing later from a template.
+                if value.unsigned_abs() > MAX_MAGNITUDE {
+                    return Err(E::custom(AmountError::TooManyDigits(value.to_string())));
+                }
                 Ok(Decimal::new(value, 0))
             }
             fn visit_u64<E: de::Error>(self, value: u64) -> Result<Decimal, E> {
-                i64::try_from(value).map(|v| Decimal::new(v, 0)).map_err(|_| E::custom(format!("{value} is too large")))
+                if value > MAX_MAGNITUDE {
+                    return Err(E::custom(AmountError::TooManyDigits(value.to_string())));
+                }
+                Ok(Decimal::new(value as i64, 0))
             }
             fn visit_f64<E: de::Error>(self, value: f64) -> Result<Decimal, E> {
                 Err(E::custom(format!(

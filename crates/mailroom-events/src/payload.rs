@@ -104,7 +104,46 @@ macro_rules! common_accessors {
 
 fn check_common(recipient: &Recipient, company: &Company) -> Result<(), FieldProblem> {
     not_blank("recipient.name", &recipient.name)?;
-    not_blank("company.name", &company.name)
+    not_blank("company.name", &company.name)?;
+    // Both become display names in the To and Reply-To headers.
+    one_line("recipient.name", &recipient.name)?;
+    one_line("company.name", &company.name)
+}
+
+fn one_line(field: &str, value: &str) -> Result<(), FieldProblem> {
+    if value.contains(['\r', '\n']) {
+        return Err(FieldProblem::new(field, "must be one line: remove the line break"));
+    }
+    Ok(())
+}
+
+/// The first string in `value` holding a control character other than tab and line breaks
+/// (NUL, vertical tab, ESC…), as (field path, character). Such characters have no meaning in
+/// an e-mail and would otherwise reach headers or bodies raw.
+fn find_control_character(value: &serde_json::Value, path: &mut String) -> Option<(String, char)> {
+    match value {
+        serde_json::Value::String(text) => {
+            text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')).map(|c| (path.clone(), c))
+        }
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            let length = path.len();
+            path.push_str(&format!("[{index}]"));
+            let found = find_control_character(item, path);
+            path.truncate(length);
+            found
+        }),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(name, item)| {
+            let length = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+            let found = find_control_character(item, path);
+            path.truncate(length);
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// One line of an invoice.
@@ -962,6 +1001,18 @@ impl Event {
     /// amounts against the currency, dates against each other, non-empty lists.
     pub fn checked(self) -> Result<Event, EventError> {
         let kind = self.kind();
+        let as_json = with_payload!(&self, payload => serde_json::to_value(payload));
+        if let Some((field, character)) =
+            as_json.ok().and_then(|json| find_control_character(&json, &mut String::new()))
+        {
+            return Err(EventError::InvalidField {
+                kind,
+                field,
+                reason: format!(
+                    "contains the control character {character:?}, which has no place in an e-mail: remove it"
+                ),
+            });
+        }
         with_payload!(&self, payload => payload.check()).map_err(|problem| EventError::InvalidField {
             kind,
             field: problem.field,

@@ -220,6 +220,7 @@ impl Renderer {
         env.add_filter("money", money_filter);
         env.add_filter("number", number_filter);
         env.add_filter("date", date_filter);
+        env.add_filter("mailto", mailto_filter);
         for (name, source) in BUILT_IN_TEMPLATES {
             if let Err(error) = env.add_template(name, source) {
                 // The built-ins are parsed by every test run; this is a build defect.
@@ -492,6 +493,22 @@ fn money_filter(state: &State, value: &Value, currency: Option<&str>) -> Result<
 /// `{{ quantity | number }}`: a decimal with the locale's separators.
 fn number_filter(state: &State, value: &Value) -> Result<String, minijinja::Error> {
     Ok(decimal_of(value, "number")?.format(locale_of(state)))
+}
+
+/// `href="mailto:{{ address | mailto }}"`: the address percent-encoded for a `mailto:` URI
+/// (RFC 6068). `?`, `&`, `#` and `%` are legal in an address's local part but would start
+/// header fields in the URI (`help?bcc=someone@…`), so only unreserved characters, `@` and
+/// the harmless sub-delimiters stay as they are.
+fn mailto_filter(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~!$'()*+,;=@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `{{ invoice.due_date | date }}`: a `YYYY-MM-DD` date as the locale writes a long date.

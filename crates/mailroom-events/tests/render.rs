@@ -350,7 +350,7 @@ fn unknown_fields_are_refused_by_path() {
 
 #[test]
 fn bad_values_name_the_field_and_say_why() {
-    let cases: [(EventKind, &str, Value, &str, &str); 9] = [
+    let cases: [(EventKind, &str, Value, &str, &str); 14] = [
         (EventKind::OverdueInvoiceReminder, "/invoice/amount_due", json!(1250.5), "invoice.amount_due", "binary float"),
         (EventKind::OverdueInvoiceReminder, "/invoice/due_date", json!("11/11/2026"), "invoice.due_date", "YYYY-MM-DD"),
         (EventKind::OverdueInvoiceReminder, "/as_of", json!("2026-11-11"), "as_of", "not overdue yet"),
@@ -377,6 +377,29 @@ fn bad_values_name_the_field_and_say_why() {
             json!("grace at northwind"),
             "recipient.email",
             "not an e-mail address",
+        ),
+        (EventKind::UserNotification, "/message", json!("Hello\u{0}world"), "message", "control character"),
+        (
+            EventKind::OverdueInvoiceReminder,
+            "/invoice/lines/0/description",
+            json!("tab\u{b}"),
+            "invoice.lines[0].description",
+            "control character",
+        ),
+        (EventKind::OverdueInvoiceReminder, "/company/name", json!("Northwind\nTraders"), "company.name", "one line"),
+        (
+            EventKind::OverdueInvoiceReminder,
+            "/recipient/name",
+            json!("Ada\r\nBcc: x@evil.example"),
+            "recipient.name",
+            "one line",
+        ),
+        (
+            EventKind::OverdueInvoiceReminder,
+            "/invoice/lines/0/quantity",
+            json!(1_234_567_890_123_456_789_u64),
+            "invoice.lines[0].quantity",
+            "more than 18 digits",
         ),
     ];
     for (kind, pointer, value, field, reason) in cases {
@@ -517,4 +540,13 @@ fn event_kinds_list_their_fields_for_the_cli() {
     let currency = fields.iter().find(|f| f.name == "currency").unwrap();
     assert_eq!(currency.field_type.as_str(), "currency (ISO 4217 code)");
     assert!(!EventKind::UserNotification.fields().iter().any(|f| f.name == "currency"));
+}
+
+#[test]
+fn mailto_links_cannot_add_header_fields() {
+    let mut data = fixture(EventKind::InvoicePaymentLink);
+    data["company"]["support_email"] = json!("help?bcc=spy@evil.example");
+    let rendered = renderer().render(EventKind::InvoicePaymentLink, &data, &sender()).unwrap();
+    assert!(rendered.html.contains("href=\"mailto:help%3Fbcc=spy@evil.example\""), "{}", rendered.html);
+    assert!(!rendered.html.contains("mailto:help?"));
 }

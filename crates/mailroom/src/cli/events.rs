@@ -90,21 +90,32 @@ fn report_event_error(reporter: &Reporter, service: Option<ServiceKind>, started
         Some(field) => format!("Fix the data field {field} (see `mailroom events` for every field)."),
         None => "See `mailroom events` for the data fields, and fixtures/events/ for examples.".to_owned(),
     };
-    reporter.usage(service, started, &error.to_string(), &[hint.as_str()]);
+    reporter.usage_at(service, started, error.field(), &error.to_string(), &[hint.as_str()]);
     EXIT_USAGE
+}
+
+/// How `preview` and `send` render: the same options, so a preview shows what goes out.
+#[derive(Debug, Default)]
+pub struct RenderOptions {
+    /// A folder of templates overriding the built-ins.
+    pub templates: Option<PathBuf>,
+    /// The message size limit, instead of [`mailroom_events::DEFAULT_MAX_MESSAGE_BYTES`].
+    pub max_message_bytes: Option<usize>,
 }
 
 fn renderer(
     reporter: &Reporter,
     service: Option<ServiceKind>,
     started: Instant,
-    templates: Option<&Path>,
+    options: &RenderOptions,
 ) -> Result<Renderer, u8> {
-    match templates {
-        None => Ok(Renderer::new()),
-        Some(dir) => {
-            Renderer::new().with_override_dir(dir).map_err(|e| report_event_error(reporter, service, started, &e))
-        }
+    let mut renderer = Renderer::new();
+    if let Some(limit) = options.max_message_bytes {
+        renderer = renderer.with_max_message_bytes(limit);
+    }
+    match &options.templates {
+        None => Ok(renderer),
+        Some(dir) => renderer.with_override_dir(dir).map_err(|e| report_event_error(reporter, service, started, &e)),
     }
 }
 
@@ -114,7 +125,7 @@ pub fn preview(
     event: &str,
     data: &Path,
     out: &Path,
-    templates: Option<&Path>,
+    options: &RenderOptions,
     sender: Option<Mailbox>,
 ) -> u8 {
     let started = Instant::now();
@@ -122,7 +133,7 @@ pub fn preview(
         Ok(input) => input,
         Err(code) => return code,
     };
-    let renderer = match renderer(reporter, None, started, templates) {
+    let renderer = match renderer(reporter, None, started, options) {
         Ok(renderer) => renderer,
         Err(code) => return code,
     };
@@ -173,16 +184,29 @@ fn redirect(data: &str, to: &Mailbox) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// What `mailroom send` is asked to send.
+#[derive(Debug)]
+pub struct SendRequest {
+    /// The event kind, as typed.
+    pub event: String,
+    /// The event data file.
+    pub data: PathBuf,
+    /// Send only to this address instead of the data's recipients.
+    pub to: Option<Mailbox>,
+    /// How to render.
+    pub options: RenderOptions,
+}
+
 /// `mailroom send`: renders the event as the Company Email and sends it.
 pub async fn send(
     reporter: &Reporter,
     config: &mailroom_core::CompanyEmail,
     transport: &dyn mailroom_core::Transport,
     started: Instant,
-    event: &str,
-    data: &Path,
-    to: Option<Mailbox>,
+    request: SendRequest,
 ) -> u8 {
+    let SendRequest { event, data, to, options } = request;
+    let (event, data, options) = (event.as_str(), data.as_path(), &options);
     let service = Some(config.service_kind());
     let (kind, mut text) = match read_input(reporter, service, started, event, data) {
         Ok(input) => input,
@@ -197,7 +221,11 @@ pub async fn send(
             }
         }
     }
-    let rendered = match Renderer::new().render(kind, text.as_str(), &config.sender) {
+    let renderer = match renderer(reporter, service, started, options) {
+        Ok(renderer) => renderer,
+        Err(code) => return code,
+    };
+    let rendered = match renderer.render(kind, text.as_str(), &config.sender) {
         Ok(rendered) => rendered,
         Err(e) => return report_event_error(reporter, service, started, &e),
     };

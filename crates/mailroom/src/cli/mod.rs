@@ -73,6 +73,8 @@ enum Command {
         /// Send to this address instead of the recipient in the data.
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
+        #[command(flatten)]
+        render: RenderArgs,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -88,10 +90,10 @@ enum Command {
         /// The folder to write the files to (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// A folder of templates overriding the defaults (same file names).
-        #[arg(long, value_name = "DIR")]
-        templates: Option<PathBuf>,
+        #[command(flatten)]
+        render: RenderArgs,
         /// Render as this config's Company Email sender (default: the company's support address in the data).
+        /// Only its email_address and display_name are read: no secret is needed.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Print one JSON object on stdout.
@@ -109,6 +111,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Rendering options shared by `send` and `preview`, so a preview shows exactly what is sent.
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// A folder of templates overriding the defaults (same file names).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// Refuse messages larger than this many bytes (default 10485760, 10 MiB; Gmail and
+    /// Office 365 accept 25-35 MB).
+    #[arg(long, value_name = "BYTES")]
+    max_message_bytes: Option<usize>,
+}
+
+impl From<RenderArgs> for events::RenderOptions {
+    fn from(args: RenderArgs) -> events::RenderOptions {
+        events::RenderOptions { templates: args.templates, max_message_bytes: args.max_message_bytes }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,17 +186,22 @@ async fn run(command: Command) -> u8 {
     match command {
         Command::Validate { config, to, save, json } => validate(config, to, save, Reporter::new(json)).await,
         Command::Diagnose { config, json } => diagnose(config, Reporter::new(json)).await,
-        Command::Send { config, event, data, to, json } => send(config, event, data, to, Reporter::new(json)).await,
-        Command::Preview { event, data, out, templates, config, json } => {
+        Command::Send { config, event, data, to, render, json } => {
+            send(config, event, data, to, render.into(), Reporter::new(json)).await
+        }
+        Command::Preview { event, data, out, render, config, json } => {
             let reporter = Reporter::new(json);
             let sender = match config {
-                Some(path) => match load(&path, &reporter, Instant::now()) {
-                    Some(loaded) => Some(loaded.config.sender),
-                    None => return reporter.exit_code(),
+                Some(path) => match facade::load_sender_file(&path) {
+                    Ok(sender) => Some(sender),
+                    Err(error) => {
+                        report_load_error(error, &reporter, Instant::now());
+                        return reporter.exit_code();
+                    }
                 },
                 None => None,
             };
-            events::preview(&reporter, &event, &data, &out, templates.as_deref(), sender)
+            events::preview(&reporter, &event, &data, &out, &render.into(), sender)
         }
         Command::Events { json } => events::list(&Reporter::new(json)),
         Command::Connect { provider: ConnectProvider::Google { config } } => {
@@ -216,19 +241,22 @@ fn load(path: &std::path::Path, reporter: &Reporter, started: Instant) -> Option
             reporter.warnings(&loaded.warnings);
             Some(loaded)
         }
-        Err(LoadError::Invalid { errors, warnings }) => {
-            reporter.config_errors(started, &errors, &warnings);
+        Err(error) => {
+            report_load_error(error, reporter, started);
             None
         }
-        Err(other @ (LoadError::Unreadable { .. } | LoadError::Syntax(_))) => {
-            reporter.usage(
-                None,
-                started,
-                &other.to_string(),
-                &["Check the --config path and that the file is TOML as in fixtures/config/*.toml."],
-            );
-            None
-        }
+    }
+}
+
+fn report_load_error(error: LoadError, reporter: &Reporter, started: Instant) {
+    match error {
+        LoadError::Invalid { errors, warnings } => reporter.config_errors(started, &errors, &warnings),
+        other @ (LoadError::Unreadable { .. } | LoadError::Syntax(_)) => reporter.usage(
+            None,
+            started,
+            &other.to_string(),
+            &["Check the --config path and that the file is TOML as in fixtures/config/*.toml."],
+        ),
     }
 }
 
@@ -320,7 +348,14 @@ async fn validate(config_path: PathBuf, to: Option<String>, save: Option<PathBuf
     }
 }
 
-async fn send(config_path: PathBuf, event: String, data: PathBuf, to: Option<String>, reporter: Reporter) -> u8 {
+async fn send(
+    config_path: PathBuf,
+    event: String,
+    data: PathBuf,
+    to: Option<String>,
+    options: events::RenderOptions,
+    reporter: Reporter,
+) -> u8 {
     let started = Instant::now();
     let Some(loaded) = load(&config_path, &reporter, started) else { return reporter.exit_code() };
     let service = loaded.config.service_kind();
@@ -335,7 +370,8 @@ async fn send(config_path: PathBuf, event: String, data: PathBuf, to: Option<Str
     // Event mail is sent in earnest: ride out throttling and brief outages (never after a
     // possible delivery). `validate` does not retry: it must show the first answer.
     let transport = crate::RetryLayer::new(transport, mailroom_core::RetryPolicy::default());
-    events::send(&reporter, &loaded.config, &transport, started, &event, &data, to).await
+    let request = events::SendRequest { event, data, to, options };
+    events::send(&reporter, &loaded.config, &transport, started, request).await
 }
 
 async fn diagnose(config_path: PathBuf, reporter: Reporter) -> u8 {

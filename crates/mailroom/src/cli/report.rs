@@ -121,6 +121,18 @@ impl Reporter {
     }
 
     pub fn usage(&self, service: Option<ServiceKind>, started: Instant, message: &str, hints: &[&str]) {
+        self.usage_at(service, started, None, message, hints);
+    }
+
+    /// A usage error caused by one input field (e.g. `invoice.due_date` in the event data).
+    pub fn usage_at(
+        &self,
+        service: Option<ServiceKind>,
+        started: Instant,
+        field: Option<&str>,
+        message: &str,
+        hints: &[&str],
+    ) {
         self.exit_code.set(EXIT_USAGE);
         if self.json {
             self.print_json(json!({
@@ -130,7 +142,7 @@ impl Reporter {
                 "error": {
                     "kind": "usage",
                     "documented_error": Value::Null,
-                    "field": Value::Null,
+                    "field": field,
                     "message": message,
                     "remediation": hints,
                     "retryable": false,
