@@ -462,7 +462,44 @@ impl SendError {
                 steps.push(step);
             }
         };
+        // HTTP services get their own advice where the SMTP wording (ports, STARTTLS) would mislead.
+        let http_service = match self.0.field.and_then(|f| f.split('.').next()) {
+            Some("exchange") => Some("the EWS URL (exchange.uri)"),
+            Some("email_services") => Some("Google's endpoints (email_services.token_uri and api_base)"),
+            _ => None,
+        };
+        let advised = match (self.0.kind, http_service) {
+            (ErrorKind::ConnectFailed | ErrorKind::Timeout, Some(endpoint)) => {
+                push(format!(
+                    "Check {endpoint}: the host must resolve from this machine and answer HTTPS (port 443 unless the URL names another)."
+                ));
+                push("Check that a firewall or proxy does not block outgoing HTTPS from this machine; raise timeout_secs only for a known slow server.".into());
+                true
+            }
+            (ErrorKind::TlsMismatch, Some(endpoint)) => {
+                push(format!(
+                    "Check {endpoint}: an https:// URL must point at a server speaking HTTPS, not plain HTTP (or another protocol) on that port."
+                ));
+                true
+            }
+            (ErrorKind::TlsCertificate, Some(_)) => {
+                push("Use the host name the server's certificate is issued for; if it uses your company's own certificate authority, set ca_file to that CA's PEM file.".into());
+                true
+            }
+            (ErrorKind::AuthDisabled, Some(_)) if field.starts_with("exchange") => {
+                push("Basic authentication is off for this Exchange server (Exchange Online turned it off for EWS in 2022): set auth = \"oauth\" with client_id, tenant and client_secret_env from an Entra ID app registration that has the full_access_as_app permission, or, on premises, ask an administrator to enable Basic authentication on the EWS virtual directory.".into());
+                true
+            }
+            (ErrorKind::Protocol, Some(endpoint)) => {
+                push(format!(
+                    "The server answered something the service would not: check {endpoint} (see the transcript)."
+                ));
+                true
+            }
+            _ => false,
+        };
         match self.0.kind {
+            _ if advised => {}
             ErrorKind::InvalidConfig => push(format!("Change {field}: {}", self.0.detail)),
             ErrorKind::ConnectFailed => {
                 push("Check the outgoing server name for typos (e.g. smtp.gmail.com, smtp.office365.com) and that it resolves from this machine.".into());
@@ -734,6 +771,26 @@ mod tests {
             let report = serde_json::to_value(err.report()).unwrap();
             assert_eq!(report["kind"], kind.as_str());
         }
+    }
+
+    #[test]
+    fn http_services_get_http_advice_not_smtp_ports() {
+        for (kind, field) in [
+            (ErrorKind::ConnectFailed, "exchange.uri"),
+            (ErrorKind::Timeout, "email_services.api_base"),
+            (ErrorKind::TlsMismatch, "exchange.uri"),
+            (ErrorKind::AuthDisabled, "exchange.password"),
+        ] {
+            let steps = SendError::new(kind, "x").with_field(field).remediation().join("\n");
+            assert!(
+                !steps.contains("587") && !steps.contains("STARTTLS") && !steps.contains("SMTP"),
+                "{kind:?}: {steps}"
+            );
+        }
+        let smtp = SendError::new(ErrorKind::ConnectFailed, "x").with_field("web_mail.server").remediation().join("\n");
+        assert!(smtp.contains("587"), "{smtp}");
+        let ews = SendError::new(ErrorKind::AuthDisabled, "x").with_field("exchange.password").remediation().join("\n");
+        assert!(ews.contains("auth = \"oauth\""), "{ews}");
     }
 
     #[test]

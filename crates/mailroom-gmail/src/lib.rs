@@ -1,8 +1,33 @@
-//! mailroom's Email Services (Gmail API) driver — not implemented yet.
+//! mailroom's Email Services driver: sends the Company Email's messages through the Gmail API as a Google account connected with OAuth2.
 //!
-//! It will hold the Google OAuth2 loopback consent flow (oauth2 crate), a refresh-token
-//! `TokenSource` behind `mailroom_core::TokenCache`, the media upload send
-//! (`/upload/gmail/v1/users/me/messages/send?uploadType=media`, `message/rfc822`), and a
-//! mapping of Google's error shapes (`invalid_grant`, `insufficientPermissions`,
-//! `rateLimitExceeded`, …) into `mailroom_core::ErrorKind`. Until then the `mailroom` facade
-//! reports Email Services configs as "driver not available" (exit 2) after validating them.
+//! - [`GmailTransport`] implements [`mailroom_core::Transport`]: it uploads the message's
+//!   RFC 5322 bytes unchanged as `message/rfc822` to the media upload endpoint
+//!   (`/upload/gmail/v1/users/me/messages/send?uploadType=media`, up to 35 MB), never the JSON
+//!   `raw` path, which fails above a few MB.
+//! - Access tokens come from the refresh-token grant at `token_uri`, through core's
+//!   [`mailroom_core::TokenCache`] (early refresh, single flight); a token the API rejects
+//!   with 401 is refreshed once and the request retried once.
+//! - [`ConsentFlow`] is the OAuth2 installed-app loopback flow behind
+//!   `mailroom connect google`: consent URL with PKCE (S256) and `state`, a one-shot listener
+//!   on `127.0.0.1`, the code exchange, and the refresh token, which
+//!   [`save_refresh_token`] writes to the config's `token_file`.
+//! - Every failure is a [`GmailError`] inside the driver and a classified
+//!   [`mailroom_core::SendError`] outside, naming the config field to change and keeping
+//!   Google's reply (HTTP status, reason, message). No secret (client secret, refresh token,
+//!   access token, authorization code) reaches an error, a transcript or a log line.
+//!
+//! HTTP goes through reqwest 0.13 on rustls with the aws-lc-rs provider (the workspace's one
+//! crypto provider), trusting Mozilla's roots plus any extra root given to the builder, and
+//! never following redirects.
+
+mod connect;
+mod error;
+mod http;
+mod probe;
+mod token;
+mod transport;
+
+pub use connect::{ConnectError, Connected, ConsentFlow, GMAIL_SEND_SCOPE};
+pub use error::{ApiError, Endpoint, GmailError, TokenErrorBody};
+pub use token::{load_refresh_token, save_refresh_token};
+pub use transport::{GmailTransport, GmailTransportBuilder, MAX_UPLOAD_BYTES};

@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailroom_core::config::{ConfigIssue, ConfigProblems, LoadedConfig, Severity};
-use mailroom_core::{
-    CompanyEmail, Mailbox, MessageDraft, SendError, SendReceipt, ServiceConfig, ServiceKind, Transport,
-};
+use mailroom_core::{CompanyEmail, Mailbox, MessageDraft, SendError, SendReceipt, ServiceConfig, Transport};
 
 /// Why a config file could not be turned into a config.
 #[derive(Debug)]
@@ -116,47 +114,16 @@ fn issue(field: &'static str, message: String) -> ConfigIssue {
     ConfigIssue { field, message, severity: Severity::Error }
 }
 
-/// A service type whose driver is not part of this build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriverUnavailable {
-    /// The service the config asks for.
-    pub service: ServiceKind,
-}
-
-impl std::fmt::Display for DriverUnavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self.service {
-            ServiceKind::WebMail => "Web Mail (SMTP)",
-            ServiceKind::Exchange => "Exchange (EWS)",
-            ServiceKind::EmailServices => "Email Services (Gmail API)",
-        };
-        write!(f, "the config is valid, but this build of mailroom has no {name} driver yet: nothing was sent")
-    }
-}
-
-impl std::error::Error for DriverUnavailable {}
-
-/// Why no transport could be made for a config.
-#[derive(Debug)]
-pub enum TransportError {
-    /// The service's driver is not in this build (exit 2 in the CLI).
-    Unavailable(DriverUnavailable),
-    /// The driver refused the config (e.g. an unreadable `ca_file`): a classified error.
-    Failed(SendError),
-}
-
-/// The transport a config asks for. No connection is made until the first send or probe.
-pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, TransportError> {
-    let unavailable = |service| Err(TransportError::Unavailable(DriverUnavailable { service }));
-    match &config.service {
-        ServiceConfig::WebMail(smtp) => {
-            let transport =
-                mailroom_smtp::SmtpTransport::new(config.sender.clone(), smtp).map_err(TransportError::Failed)?;
-            Ok(Arc::new(transport))
-        }
-        ServiceConfig::Exchange(_) => unavailable(ServiceKind::Exchange),
-        ServiceConfig::EmailServices(_) => unavailable(ServiceKind::EmailServices),
-    }
+/// The transport a config asks for: the Web Mail (SMTP), Exchange (EWS) or Email Services
+/// (Gmail API) driver. No connection is made until the first send or probe; an error here
+/// means the driver refused the config (e.g. an unreadable `ca_file`, or NTLM for Exchange).
+pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendError> {
+    let sender = config.sender.clone();
+    Ok(match &config.service {
+        ServiceConfig::WebMail(smtp) => Arc::new(mailroom_smtp::SmtpTransport::new(sender, smtp)?),
+        ServiceConfig::Exchange(ews) => Arc::new(mailroom_ews::EwsTransport::new(sender, ews)?),
+        ServiceConfig::EmailServices(gmail) => Arc::new(mailroom_gmail::GmailTransport::new(sender, gmail)?),
+    })
 }
 
 /// The test mail `validate` sends: from the Company Email to `to` (default: the sender itself).

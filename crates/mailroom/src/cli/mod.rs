@@ -5,13 +5,13 @@ mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use mailroom_core::config::LoadedConfig;
-use mailroom_core::{Mailbox, ServiceKind};
+use mailroom_core::{Mailbox, SendError, ServiceConfig, ServiceKind};
 
-use crate::facade::{self, LoadError, TransportError};
+use crate::facade::{self, LoadError};
 use report::{Failure, Reporter};
 
 /// Exit code: success.
@@ -100,7 +100,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Connect an Email Services account with Google's OAuth2 consent (not in this build yet: the Gmail driver is missing).
+    /// Connect an Email Services account: sign in with Google, allow sending, store the refresh token in token_file.
     Connect {
         #[command(subcommand)]
         provider: ConnectProvider,
@@ -135,9 +135,12 @@ impl From<RenderArgs> for events::RenderOptions {
 enum ConnectProvider {
     /// Sign in with Google and allow mailroom to send as the Company Email.
     Google {
-        /// The Company Email config file (TOML) with an [email_services] section.
+        /// The Company Email config file (TOML) with an [email_services] section and a token_file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// How long to wait for the browser to come back from Google's consent page.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        wait_secs: u64,
     },
 }
 
@@ -204,34 +207,82 @@ async fn run(command: Command) -> u8 {
             events::preview(&reporter, &event, &data, &out, &render.into(), sender)
         }
         Command::Events { json } => events::list(&Reporter::new(json)),
-        Command::Connect { provider: ConnectProvider::Google { config } } => {
-            let reporter = Reporter::new(false);
-            let started = Instant::now();
-            let Some(loaded) = load(&config, &reporter, started) else {
-                return reporter.exit_code();
-            };
-            let service = loaded.config.service_kind();
-            if service != ServiceKind::EmailServices {
-                reporter.usage(
-                    Some(service),
-                    started,
-                    &format!(
-                        "connect google needs service = \"email_services\"; this config uses service = \"{}\"",
-                        service.as_str()
-                    ),
-                    &[],
-                );
-                return EXIT_USAGE;
-            }
-            reporter.usage(
-                Some(service),
-                started,
-                &facade::DriverUnavailable { service }.to_string(),
-                &["The Google sign-in flow arrives with the Email Services driver."],
-            );
-            EXIT_USAGE
+        Command::Connect { provider: ConnectProvider::Google { config, wait_secs } } => {
+            connect_google(config, Duration::from_secs(wait_secs), Reporter::new(false)).await
         }
     }
+}
+
+/// `mailroom connect google`: the consent flow, then the refresh token into `token_file`.
+async fn connect_google(config_path: PathBuf, wait: Duration, reporter: Reporter) -> u8 {
+    let started = Instant::now();
+    let Some(loaded) = load(&config_path, &reporter, started) else {
+        return reporter.exit_code();
+    };
+    let service = loaded.config.service_kind();
+    let ServiceConfig::EmailServices(gmail) = &loaded.config.service else {
+        reporter.usage(
+            Some(service),
+            started,
+            &format!(
+                "connect google needs service = \"email_services\"; this config uses service = \"{}\"",
+                service.as_str()
+            ),
+            &[],
+        );
+        return EXIT_USAGE;
+    };
+    let Some(token_file) = &gmail.token_file else {
+        reporter.usage_at(
+            Some(service),
+            started,
+            Some("email_services.token_file"),
+            "connect google stores the refresh token in the file named by token_file, and this config has none",
+            &["Add token_file = \"google-token.json\" to [email_services] and remove refresh_token / refresh_token_env."],
+        );
+        return EXIT_USAGE;
+    };
+    let failed = |error: SendError| {
+        reporter.failure(Failure { service: Some(service), started, error: &error, headline: "Connecting failed" });
+        EXIT_FAILED
+    };
+    let sender = loaded.config.sender.email.to_string();
+    let flow = match mailroom_gmail::ConsentFlow::start(gmail, Some(&sender)).await {
+        Ok(flow) => flow,
+        Err(error) => return failed(error.into_send_error()),
+    };
+    reporter.plain(&format!(
+        "Open this address in a browser, sign in as {sender} and allow mailroom to send mail as that account:\n\n  {}\n\nWaiting up to {} s for Google to send the browser back to {} ...\n",
+        flow.authorize_url(),
+        wait.as_secs(),
+        flow.redirect_uri()
+    ));
+    let connected = match flow.finish(wait).await {
+        Ok(connected) => connected,
+        Err(error) => return failed(error.into_send_error()),
+    };
+    let saved = mailroom_gmail::save_refresh_token(
+        token_file,
+        &gmail.client_id,
+        &connected.refresh_token,
+        connected.scope.as_deref(),
+    );
+    if let Err(e) = saved {
+        reporter.usage_at(
+            Some(service),
+            started,
+            Some("email_services.token_file"),
+            &format!("Google granted access, but the token could not be written to {}: {e}", token_file.display()),
+            &["Check that the folder exists and is writable, then run connect google again."],
+        );
+        return EXIT_USAGE;
+    }
+    reporter.plain(&format!(
+        "Connected. The refresh token is in {} (readable only by you).\nNext: mailroom validate --config {} sends a test mail through the Gmail API.\n",
+        token_file.display(),
+        config_path.display()
+    ));
+    EXIT_OK
 }
 
 /// Loads the config, printing its problems; `None` means the reporter already reported.
@@ -288,11 +339,7 @@ fn transport(
 ) -> Result<std::sync::Arc<dyn mailroom_core::Transport>, u8> {
     match facade::transport_for(config) {
         Ok(transport) => Ok(transport),
-        Err(TransportError::Unavailable(unavailable)) => {
-            reporter.usage(Some(service), started, &unavailable.to_string(), &[]);
-            Err(EXIT_USAGE)
-        }
-        Err(TransportError::Failed(error)) => {
+        Err(error) => {
             reporter.failure(Failure {
                 service: Some(service),
                 started,

@@ -1,0 +1,831 @@
+//! The EWS driver's own error enum (what failed: network, TLS, HTTP status, SOAP fault, response code, token endpoint) and its mapping into core's `SendError` kinds with the config field to change.
+
+use std::fmt;
+use std::time::Duration;
+
+use mailroom_core::config::EwsAuth;
+use mailroom_core::{ErrorKind, Retry, SendError, ServerReply, Transcript};
+use reqwest::header::HeaderMap;
+
+use crate::reply::{self, Fault, ParseError, ResponseMessage};
+
+/// Where a request went, which decides the fields to blame and whether a lost connection
+/// may mean the message was delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum At {
+    /// `CreateItem`: the message is in the request.
+    Send,
+    /// The probe's `GetFolder`: nothing is sent.
+    Probe,
+    /// The OAuth token endpoint.
+    Token,
+}
+
+/// Why a TLS handshake failed, from rustls's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsFailure {
+    /// The peer does not speak TLS.
+    NotTls,
+    /// The certificate is not for this host name.
+    WrongHost,
+    /// The certificate is expired or not yet valid.
+    Expired,
+    /// The chain is not trusted.
+    Untrusted,
+    /// Anything else.
+    Other,
+}
+
+impl TlsFailure {
+    pub(crate) fn of(error: &rustls::Error) -> TlsFailure {
+        use rustls::{CertificateError, Error as TlsError};
+        match error {
+            TlsError::InvalidMessage(_)
+            | TlsError::InappropriateMessage { .. }
+            | TlsError::InappropriateHandshakeMessage { .. } => TlsFailure::NotTls,
+            TlsError::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => TlsFailure::WrongHost,
+            TlsError::InvalidCertificate(
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. },
+            ) => TlsFailure::Expired,
+            TlsError::InvalidCertificate(_) => TlsFailure::Untrusted,
+            _ => TlsFailure::Other,
+        }
+    }
+}
+
+/// The authentication schemes a 401 offered (`WWW-Authenticate`) and Microsoft's
+/// diagnostics header, which says "Modern Auth" when only OAuth is accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Challenges {
+    /// Scheme names in the order offered, as sent (`Negotiate`, `NTLM`, `Basic`, `Bearer`).
+    pub schemes: Vec<String>,
+    /// `ms-diagnostics-public` or `x-ms-diagnostics`, if sent.
+    pub diagnostics: Option<String>,
+}
+
+const KNOWN_SCHEMES: &[&str] = &["Basic", "Bearer", "Negotiate", "NTLM", "Digest", "Kerberos"];
+
+impl Challenges {
+    /// Reads every `WWW-Authenticate` header. A header may carry several challenges
+    /// separated by commas, and Bearer parameters hold commas too, so only a known scheme
+    /// name at the start of a comma-separated piece counts.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Challenges {
+        let mut schemes: Vec<String> = Vec::new();
+        for value in headers.get_all(reqwest::header::WWW_AUTHENTICATE) {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            for piece in value.split(',') {
+                let token = piece.trim_start().split([' ', '\t']).next().unwrap_or_default();
+                if let Some(known) = KNOWN_SCHEMES.iter().find(|k| k.eq_ignore_ascii_case(token))
+                    && !schemes.iter().any(|s| s.eq_ignore_ascii_case(known))
+                {
+                    schemes.push(token.to_owned());
+                }
+            }
+        }
+        let diagnostics = ["ms-diagnostics-public", "x-ms-diagnostics"]
+            .iter()
+            .find_map(|name| headers.get(*name))
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        Challenges { schemes, diagnostics }
+    }
+
+    /// True when `scheme` was offered.
+    pub(crate) fn offers(&self, scheme: &str) -> bool {
+        self.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme))
+    }
+
+    /// Microsoft's way of saying "OAuth only": `ms-diagnostics-public` mentions Modern Auth.
+    fn says_modern_auth(&self) -> bool {
+        self.diagnostics.as_deref().is_some_and(|d| d.to_ascii_lowercase().contains("modern auth"))
+    }
+
+    fn offered(&self) -> String {
+        if self.schemes.is_empty() { "no authentication scheme".to_owned() } else { self.schemes.join(", ") }
+    }
+}
+
+/// An HTTP reply's status line and the headers worth quoting, for non-SOAP errors.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HttpSummary {
+    /// The reason phrase (`Service Unavailable`).
+    pub reason: String,
+    /// `Retry-After` in seconds.
+    pub retry_after: Option<Duration>,
+    /// `X-CasErrorCode`: the Client Access front end's own error.
+    pub cas_error: Option<String>,
+    /// The first characters of the body, whitespace collapsed.
+    pub excerpt: String,
+}
+
+impl HttpSummary {
+    /// Summarises a reply.
+    pub(crate) fn of(reason: &str, headers: &HeaderMap, body: &[u8]) -> HttpSummary {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let cas_error = headers.get("x-caserrorcode").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+        let mut excerpt = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Some((cut, _)) = excerpt.char_indices().nth(200) {
+            excerpt.truncate(cut);
+            excerpt.push('…');
+        }
+        HttpSummary { reason: reason.to_owned(), retry_after, cas_error, excerpt }
+    }
+}
+
+/// What went wrong talking to Exchange (or to the OAuth token endpoint).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EwsError {
+    /// A setting this driver cannot use.
+    #[error("{reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The extra CA file is unusable.
+    #[error("cannot use the CA file {path}: {reason}")]
+    CaFile {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTPS client: {0}")]
+    Client(String),
+    /// The host name does not resolve.
+    #[error("{target} does not resolve: {reason}")]
+    Resolve {
+        /// The endpoint.
+        target: String,
+        /// The resolver's message.
+        reason: String,
+    },
+    /// TCP connect failed.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// The endpoint.
+        target: String,
+        /// The OS error.
+        reason: String,
+        /// Connection refused (nothing listens on the port).
+        refused: bool,
+    },
+    /// TCP connect did not finish in time.
+    #[error("connecting to {target} timed out after {} s", limit.as_secs_f32())]
+    ConnectTimeout {
+        /// The endpoint.
+        target: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The TLS handshake failed.
+    #[error("the TLS handshake with {target} failed: {reason}")]
+    Tls {
+        /// The endpoint.
+        target: String,
+        /// What rustls said.
+        reason: String,
+        /// rustls's classification.
+        cause: TlsFailure,
+    },
+    /// Connected, but no (complete) reply in time.
+    #[error("no reply from {target} within {} s", limit.as_secs_f32())]
+    Timeout {
+        /// The endpoint.
+        target: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The connection broke while the request was still being written: the server cannot
+    /// have acted on it.
+    #[error("the connection to {target} broke before the request was completely sent: {reason}")]
+    SendFailed {
+        /// The endpoint.
+        target: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The connection was lost after the request was sent, before a complete reply.
+    #[error("the connection to {target} was lost after the request was sent, before a complete reply: {reason}")]
+    Dropped {
+        /// The endpoint.
+        target: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The peer's bytes are not HTTP.
+    #[error("{target} answered with something that is not HTTP: {reason}")]
+    NotHttp {
+        /// The endpoint.
+        target: String,
+        /// hyper's message.
+        reason: String,
+    },
+    /// The reply body is larger than we read.
+    #[error("the reply (HTTP {status}) is larger than {limit} bytes")]
+    TooLarge {
+        /// HTTP status.
+        status: u16,
+        /// The cap.
+        limit: usize,
+    },
+    /// A 3xx reply (redirects are never followed on POST).
+    #[error("HTTP {status}: the server redirects to {location}{}", cas_error.as_ref().map(|c| format!(" (X-CasErrorCode: {c})")).unwrap_or_default())]
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+        /// `X-CasErrorCode`, if sent.
+        cas_error: Option<String>,
+    },
+    /// HTTP 401.
+    #[error("HTTP 401: the server refused the credentials (it offers {})", challenges.offered())]
+    Unauthorized {
+        /// What the server offered instead.
+        challenges: Challenges,
+    },
+    /// Another non-SOAP HTTP error.
+    #[error("HTTP {status} {}{}", summary.reason, summary.cas_error.as_ref().map(|c| format!(" (X-CasErrorCode: {c})")).unwrap_or_default())]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Reason, headers and body excerpt.
+        summary: HttpSummary,
+    },
+    /// The body is not a SOAP reply.
+    #[error("the reply (HTTP {status}) is not a usable SOAP message: {reason}")]
+    Malformed {
+        /// HTTP status.
+        status: u16,
+        /// Why.
+        reason: ParseError,
+    },
+    /// A SOAP fault.
+    #[error("SOAP fault {}: {}", fault.code(), fault_text(fault))]
+    Fault {
+        /// HTTP status.
+        status: u16,
+        /// The fault.
+        fault: Box<Fault>,
+    },
+    /// A response message with an error code.
+    #[error("{} {}{}", message.element, message.code(), message.text.as_ref().map(|t| format!(": {t}")).unwrap_or_default())]
+    Response {
+        /// HTTP status.
+        status: u16,
+        /// The message.
+        message: Box<ResponseMessage>,
+    },
+    /// A SOAP envelope without any response message or fault.
+    #[error("the reply (HTTP {status}) holds no response message")]
+    NoResponse {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The token endpoint refused to issue a token.
+    #[error("the token endpoint refused (HTTP {status}): {error}{}", if description.is_empty() { String::new() } else { format!(": {description}") })]
+    TokenRefused {
+        /// HTTP status.
+        status: u16,
+        /// The OAuth `error` (`invalid_client`, …).
+        error: String,
+        /// `error_description`, first line.
+        description: String,
+    },
+    /// The token endpoint's reply is not a token.
+    #[error("the token endpoint's reply (HTTP {status}) is not a token: {reason}")]
+    TokenMalformed {
+        /// HTTP status.
+        status: u16,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn fault_text(fault: &Fault) -> String {
+    let mut text = fault.text.clone();
+    let xml = &fault.message_xml;
+    let get = |wanted: &str| xml.elements.iter().find(|(name, _)| name == wanted).map(|(_, text)| text.as_str());
+    match (get("Violation"), xml.violation()) {
+        (Some(raw), Some(_)) if text.contains(raw) => {
+            if let (Some(line), Some(position)) = (get("LineNumber"), get("LinePosition")) {
+                text.push_str(&format!(" (request line {line}, position {position})"));
+            }
+        }
+        (_, Some(violation)) => {
+            text.push_str(" — ");
+            text.push_str(&violation);
+        }
+        _ => {}
+    }
+    text
+}
+
+/// What the classification needs to know about the configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Context {
+    /// The EWS endpoint as configured (no user info).
+    pub uri: String,
+    /// Its host.
+    pub host: String,
+    /// The authentication method.
+    pub auth: EwsAuth,
+    /// The name sent for Basic, or the OAuth client id.
+    pub login: String,
+    /// The Company Email address.
+    pub sender: String,
+}
+
+impl Context {
+    /// Exchange Online (where Basic has been off since 2022).
+    fn exchange_online(&self) -> bool {
+        let host = self.host.to_ascii_lowercase();
+        host == "outlook.office365.com" || host == "outlook.office.com" || host.ends_with(".outlook.com")
+    }
+
+    fn oauth(&self) -> bool {
+        self.auth == EwsAuth::Oauth
+    }
+}
+
+const OAUTH_HINT: &str = "This server accepts only OAuth (Modern Auth): set auth = \"oauth\" in [exchange] with client_id, tenant and client_secret_env from an Azure app registration that has the Office 365 Exchange Online application permission full_access_as_app (admin consent granted). Exchange Online turned Basic authentication off in 2022.";
+
+impl EwsError {
+    /// Classifies a complete HTTP reply that is not a success: status, challenges, SOAP.
+    /// Returns the first response message when the reply is a success.
+    pub(crate) fn check_reply(
+        status: u16,
+        reason: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ResponseMessage, EwsError> {
+        if (300..400).contains(&status) {
+            let location = headers
+                .get(reqwest::header::LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_else(|| "(no Location header)".to_owned());
+            let cas_error = headers.get("x-caserrorcode").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            return Err(EwsError::Redirect { status, location, cas_error });
+        }
+        if status == 401 {
+            return Err(EwsError::Unauthorized { challenges: Challenges::from_headers(headers) });
+        }
+        match reply::parse(body) {
+            Ok(parsed) => {
+                if let Some(fault) = parsed.fault {
+                    return Err(EwsError::Fault { status, fault: Box::new(fault) });
+                }
+                match parsed.messages.into_iter().next() {
+                    Some(message) if message.is_success() => Ok(message),
+                    Some(message) => Err(EwsError::Response { status, message: Box::new(message) }),
+                    None if status == 200 => Err(EwsError::NoResponse { status }),
+                    None => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body) }),
+                }
+            }
+            Err(reason) if status == 200 => Err(EwsError::Malformed { status, reason }),
+            Err(_) => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body) }),
+        }
+    }
+
+    /// The core error for this failure; `transcript` is the redacted exchange so far.
+    pub(crate) fn into_send_error(self, context: &Context, at: At, transcript: Transcript) -> SendError {
+        let detail = self.to_string();
+        let uri_field = if at == At::Token { None } else { Some("exchange.uri") };
+        let with_field = |error: SendError, field: Option<&'static str>| match field {
+            Some(field) => error.with_field(field),
+            None => error,
+        };
+        let error = match &self {
+            EwsError::Config { field, .. } => SendError::invalid_config(field, detail),
+            EwsError::CaFile { .. } => SendError::invalid_config("exchange.ca_file", detail),
+            EwsError::Client(_) => SendError::new(ErrorKind::Protocol, detail),
+            EwsError::Resolve { target, .. } => with_field(SendError::new(ErrorKind::ConnectFailed, detail), uri_field)
+                .with_hint(format!("The host of {target} does not resolve from this machine: check its spelling (usually https://mail.company.com/EWS/Exchange.asmx on premises, https://outlook.office365.com/EWS/Exchange.asmx for Exchange Online).")),
+            EwsError::Connect { target, refused, .. } => {
+                let hint = if *refused {
+                    format!("Nothing accepts connections at {target}: check the port in the URI (HTTPS is 443).")
+                } else {
+                    format!("{target} cannot be reached from this machine: check the URI and the network or firewall.")
+                };
+                with_field(SendError::new(ErrorKind::ConnectFailed, detail), uri_field).with_hint(hint)
+            }
+            EwsError::ConnectTimeout { target, .. } => with_field(SendError::new(ErrorKind::ConnectFailed, detail), uri_field)
+                .with_hint(format!("Connecting to {target} timed out: a firewall may drop the traffic, or the host is wrong.")),
+            EwsError::Tls { cause, target, .. } => match cause {
+                TlsFailure::NotTls => with_field(SendError::new(ErrorKind::TlsMismatch, detail), uri_field)
+                    .with_hint(format!("{target} does not speak TLS on that port: use the https:// address and port of the Exchange server (443).")),
+                TlsFailure::WrongHost => with_field(SendError::new(ErrorKind::TlsCertificate, detail), uri_field)
+                    .with_hint("Use the host name the server's certificate is issued for (e.g. mail.company.com, not an IP address or internal alias)."),
+                TlsFailure::Expired => with_field(SendError::new(ErrorKind::TlsCertificate, detail), uri_field)
+                    .with_hint("The server's certificate is expired or not yet valid: its administrator must renew it (or check this machine's clock)."),
+                TlsFailure::Untrusted => SendError::new(ErrorKind::TlsCertificate, detail)
+                    .with_field("exchange.ca_file")
+                    .with_hint("If the Exchange server uses your company's own certificate authority, set ca_file to that CA's PEM file."),
+                TlsFailure::Other => with_field(SendError::new(ErrorKind::TlsCertificate, detail), uri_field),
+            },
+            EwsError::Timeout { .. } => {
+                let error = SendError::new(ErrorKind::Timeout, detail).with_field("exchange.timeout_secs");
+                if at == At::Send {
+                    error.with_hint("The server did not answer in time after the message was sent: it may still deliver it. Check the recipient's mailbox before sending again (mailroom does not resend on its own); raise timeout_secs for a slow server.")
+                } else {
+                    error.with_hint("The server accepted the connection but did not answer in time: check that exchange.uri points at the EWS endpoint, or raise timeout_secs for a slow server.")
+                }
+            }
+            EwsError::SendFailed { .. } => SendError::new(ErrorKind::ServiceUnavailable, detail)
+                .with_hint("The connection broke before the request was complete, so nothing was sent: trying again is safe."),
+            EwsError::Dropped { .. } if at == At::Send => SendError::new(
+                ErrorKind::DeliveryUnknown,
+                format!("{detail}: the message may or may not have been sent"),
+            ),
+            EwsError::Dropped { .. } => SendError::new(ErrorKind::ServiceUnavailable, detail),
+            EwsError::NotHttp { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field)
+                .with_hint("Something other than a web server answers at that address: check the scheme and port of exchange.uri."),
+            EwsError::TooLarge { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field),
+            EwsError::Redirect { location, status, .. } => {
+                let reply = ServerReply::http(*status, None, format!("Location: {location}"));
+                if location.to_ascii_lowercase().contains("genericerrorpage.htm") {
+                    SendError::new(ErrorKind::ServiceUnavailable, format!("{detail}: Exchange's generic error page, a temporary server problem"))
+                        .with_reply(reply)
+                } else {
+                    let hint = if location.to_ascii_lowercase().contains("/owa/") {
+                        format!("The address redirects to Outlook on the web ({location}): point exchange.uri at the EWS endpoint itself, https://{}/EWS/Exchange.asmx.", context.host)
+                    } else {
+                        format!("mailroom never follows redirects when posting (the credentials and the message would go elsewhere): if {location} is the EWS endpoint, set uri = \"{location}\".")
+                    };
+                    with_field(SendError::new(ErrorKind::Protocol, detail), uri_field).with_reply(reply).with_hint(hint)
+                }
+            }
+            EwsError::Unauthorized { challenges } => unauthorized(challenges, context, detail),
+            EwsError::Status { status, summary } => status_error(*status, summary, context, at, detail),
+            EwsError::Malformed { status, .. } => {
+                let error = with_field(SendError::new(ErrorKind::Protocol, detail), uri_field)
+                    .with_reply(ServerReply::http(*status, None, "unreadable SOAP reply"));
+                if at == At::Send {
+                    error.with_hint("The server answered HTTP 200 but its reply cannot be read: the message may have been sent. Check before sending again.")
+                } else {
+                    error.with_hint("The address answers, but not as Exchange Web Services: check that exchange.uri ends in /EWS/Exchange.asmx.")
+                }
+            }
+            EwsError::Fault { status, fault } => {
+                let mut text = fault_text(fault);
+                if let Some(message) = &fault.message
+                    && !text.contains(message.trim_end_matches('.'))
+                {
+                    text = format!("{message} {text}");
+                }
+                let reply = ServerReply::http(*status, Some(fault.code()), text);
+                by_response_code(fault.code(), &fault.message_xml, context, detail, *status).with_reply(reply)
+            }
+            EwsError::Response { status, message } => {
+                let reply = ServerReply::http(*status, Some(message.code()), message.text.clone().unwrap_or_default());
+                by_response_code(message.code(), &message.message_xml, context, detail, *status).with_reply(reply)
+            }
+            EwsError::NoResponse { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field),
+            EwsError::TokenRefused { status, error, description } => token_refused(*status, error, description, detail),
+            EwsError::TokenMalformed { .. } => SendError::new(ErrorKind::Protocol, detail),
+        };
+        error.with_transcript(transcript).with_source(self)
+    }
+}
+
+/// HTTP 401: which credentials the server would take decides between "wrong password"
+/// and "this kind of login is switched off".
+fn unauthorized(challenges: &Challenges, context: &Context, detail: String) -> SendError {
+    let reply = ServerReply::http(
+        401,
+        None,
+        match &challenges.diagnostics {
+            Some(diagnostics) => format!("WWW-Authenticate: {}; {diagnostics}", challenges.offered()),
+            None => format!("WWW-Authenticate: {}", challenges.offered()),
+        },
+    );
+    if context.oauth() {
+        let diagnostics = challenges.diagnostics.as_deref().unwrap_or_default().to_ascii_lowercase();
+        if diagnostics.contains("2000008") || diagnostics.contains("permission") {
+            return SendError::new(ErrorKind::PermissionDenied, detail)
+                .with_field("exchange.client_id")
+                .with_reply(reply)
+                .with_hint("Exchange accepted the token but it carries no EWS permission: in the Azure app registration add the Office 365 Exchange Online application permission full_access_as_app and grant admin consent.");
+        }
+        return SendError::new(ErrorKind::AuthFailed, detail)
+            .with_field("exchange.tenant")
+            .with_reply(reply)
+            .with_hint("Exchange rejected the access token even after a refresh: check that tenant is the mailbox's tenant and that the app has full_access_as_app with admin consent.");
+    }
+    let basic = challenges.offers("Basic");
+    let bearer = challenges.offers("Bearer");
+    let windows = challenges.offers("Negotiate") || challenges.offers("NTLM");
+    if challenges.says_modern_auth() || (bearer && !basic) || (context.exchange_online() && !windows) {
+        return SendError::new(
+            ErrorKind::AuthDisabled,
+            format!("{detail}: Basic authentication is disabled, the server wants OAuth"),
+        )
+        .with_field("exchange.auth")
+        .with_reply(reply)
+        .with_hint(OAUTH_HINT);
+    }
+    if windows && !basic {
+        return SendError::new(
+            ErrorKind::AuthDisabled,
+            format!("{detail}: Basic authentication is disabled on the EWS endpoint, it accepts only Windows authentication"),
+        )
+        .with_field("exchange.auth")
+        .with_reply(reply)
+        .with_hint("The server offers only Negotiate/NTLM (Windows authentication), which mailroom does not speak: ask the Exchange administrator to enable Basic authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true; it is safe over HTTPS), or use auth = \"oauth\" if the organisation has hybrid Modern Auth.");
+    }
+    let mut error = SendError::new(ErrorKind::AuthFailed, detail)
+        .with_field("exchange.password")
+        .with_reply(reply)
+        .with_hint(format!(
+            "mailroom signed in as {} (user name @ domain): check the user name, the domain and the password.",
+            context.login
+        ));
+    if bearer {
+        error = error.with_hint("The server also accepts OAuth: auth = \"oauth\" avoids passwords altogether.");
+    }
+    error
+}
+
+/// Non-SOAP HTTP errors.
+fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, detail: String) -> SendError {
+    let mut text = summary.reason.clone();
+    if let Some(cas) = &summary.cas_error {
+        text.push_str(&format!(" (X-CasErrorCode: {cas})"));
+    }
+    if !summary.excerpt.is_empty() {
+        text.push_str(": ");
+        text.push_str(&summary.excerpt);
+    }
+    let reply = ServerReply::http(status, None, text);
+    let temporary = Retry::Temporary { after: summary.retry_after };
+    let error = match status {
+        403..=405 if at == At::Token => SendError::new(ErrorKind::Protocol, format!("{detail}: is the token endpoint right?")),
+        403 => SendError::new(ErrorKind::AuthDisabled, format!("{detail}: EWS access is blocked for this account or application"))
+            .with_hint("Exchange refuses EWS for this mailbox or app: an administrator must allow it (Set-CASMailbox -EwsEnabled $true, Set-OrganizationConfig -EwsEnabled $true, or the EWS application access policy). Exchange Online turns EWS off from October 2026; plan a move to Email Services."),
+        404 | 405 => SendError::new(ErrorKind::Protocol, format!("{detail}: no EWS endpoint at this address"))
+            .with_field("exchange.uri")
+            .with_hint(format!("The EWS endpoint is usually https://{}/EWS/Exchange.asmx.", context.host)),
+        413 => SendError::new(ErrorKind::MessageTooLarge, detail),
+        429 => SendError::new(ErrorKind::RateLimited, detail).with_retry(temporary),
+        500..=599 => SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(temporary),
+        _ => {
+            let error = SendError::new(ErrorKind::Protocol, detail);
+            if at == At::Token { error } else { error.with_field("exchange.uri") }
+        }
+    };
+    error.with_reply(reply)
+}
+
+/// EWS `ResponseCode`s (from a response message or a fault) into kinds.
+fn by_response_code(
+    code: &str,
+    message_xml: &reply::MessageXml,
+    context: &Context,
+    detail: String,
+    status: u16,
+) -> SendError {
+    let impersonation_field = if context.oauth() { "exchange.client_id" } else { "exchange.username" };
+    match code {
+        "ErrorSendAsDenied" => SendError::new(ErrorKind::SenderNotAllowed, detail)
+            .with_field("email_address")
+            .with_hint(format!("The signed-in account may not send as {}: use that mailbox's own credentials, or have an administrator grant Send As on it (Add-RecipientPermission / Exchange admin center → mailbox → Delegation).", context.sender)),
+        "ErrorServerBusy" => {
+            let after = message_xml.back_off();
+            let mut error = SendError::new(ErrorKind::RateLimited, detail).with_retry(Retry::Temporary { after });
+            if let Some(after) = after {
+                error = error.with_hint(format!("Exchange asks to wait {} ms before the next request.", after.as_millis()));
+            }
+            error
+        }
+        "ErrorExceededConnectionCount" | "ErrorTooManyObjectsOpened" | "ErrorExceededFindCountLimit" => {
+            SendError::new(ErrorKind::RateLimited, detail).with_retry(Retry::Temporary { after: message_xml.back_off() })
+        }
+        "ErrorInvalidRecipients" | "ErrorInvalidRecipientSubfilter" => SendError::new(ErrorKind::RecipientRejected, detail),
+        "ErrorMessageSizeExceeded" => SendError::new(ErrorKind::MessageTooLarge, detail),
+        "ErrorAccessDenied" => SendError::new(ErrorKind::PermissionDenied, detail),
+        "ErrorImpersonateUserDenied" | "ErrorImpersonationDenied" | "ErrorImpersonationFailed" => {
+            SendError::new(ErrorKind::PermissionDenied, detail)
+                .with_field(impersonation_field)
+                .with_hint(format!("The account may not act as {}: the Azure app needs the full_access_as_app permission with admin consent (or, on premises, the ApplicationImpersonation role), and the mailbox must be in its scope.", context.sender))
+        }
+        "ErrorNonExistentMailbox" | "ErrorInvalidSmtpAddress" | "ErrorMailRecipientNotFound" => {
+            SendError::new(ErrorKind::SenderNotAllowed, detail)
+                .with_field("email_address")
+                .with_hint(format!("Exchange has no mailbox for {}: check email_address against the mailbox's primary SMTP address.", context.sender))
+        }
+        "ErrorSchemaValidation" | "ErrorInvalidRequest" | "ErrorInvalidServerVersion" | "ErrorInvalidPropertySet"
+        | "ErrorIncorrectSchemaVersion" => {
+            let mut error = SendError::new(ErrorKind::Protocol, format!("{detail}: Exchange rejected mailroom's request, which is a bug in mailroom"));
+            if let Some(violation) = message_xml.violation() {
+                error = error.with_hint(format!("Please report this to mailroom's maintainers with the violation: {violation}"));
+            }
+            error
+        }
+        "ErrorMailboxStoreUnavailable" | "ErrorMailboxMoveInProgress" | "ErrorInternalServerTransientError"
+        | "ErrorInternalServerError" | "ErrorConnectionFailed" | "ErrorTimeoutExpired" | "ErrorProxyRequestProcessingFailed" => {
+            SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(Retry::Temporary { after: message_xml.back_off() })
+        }
+        _ if status >= 500 && !code.starts_with("Error") => {
+            SendError::new(ErrorKind::ServiceUnavailable, detail)
+        }
+        _ => SendError::new(ErrorKind::Protocol, format!("{detail} (a response code mailroom does not know)")),
+    }
+}
+
+/// Azure AD token endpoint errors (`AADSTS…` codes in the description).
+fn token_refused(status: u16, error: &str, description: &str, detail: String) -> SendError {
+    let reply = ServerReply::http(status, Some(error), description.to_owned());
+    let aadsts = |code: &str| description.contains(&format!("AADSTS{code}"));
+    let (kind, field, hint): (ErrorKind, Option<&'static str>, Option<&str>) = if aadsts("90002")
+        || aadsts("900023")
+        || aadsts("90013")
+    {
+        (
+            ErrorKind::AuthFailed,
+            Some("exchange.tenant"),
+            Some(
+                "Azure AD does not know this tenant: use the directory (tenant) ID or the company.onmicrosoft.com domain from the app registration's overview page.",
+            ),
+        )
+    } else if aadsts("700016") || error == "unauthorized_client" {
+        (
+            ErrorKind::AuthFailed,
+            Some("exchange.client_id"),
+            Some(
+                "No application with this client_id exists in the tenant: copy the Application (client) ID from the app registration's overview page.",
+            ),
+        )
+    } else if aadsts("7000222") {
+        (
+            ErrorKind::AuthFailed,
+            Some("exchange.client_secret"),
+            Some(
+                "The client secret has expired: create a new one under the app registration's Certificates & secrets and update client_secret_env.",
+            ),
+        )
+    } else if error == "invalid_client" {
+        (
+            ErrorKind::AuthFailed,
+            Some("exchange.client_secret"),
+            Some(
+                "Azure AD rejected the client secret: copy the secret's Value (not its Secret ID) from Certificates & secrets.",
+            ),
+        )
+    } else if error == "invalid_scope" || aadsts("70011") {
+        (ErrorKind::PermissionDenied, Some("exchange.client_id"), None)
+    } else if status == 429 {
+        (ErrorKind::RateLimited, None, None)
+    } else if status >= 500 || error == "temporarily_unavailable" {
+        (ErrorKind::ServiceUnavailable, None, None)
+    } else {
+        (ErrorKind::AuthFailed, Some("exchange.client_id"), None)
+    };
+    let mut result = SendError::new(kind, detail).with_reply(reply);
+    if let Some(field) = field {
+        result = result.with_field(field);
+    }
+    if let Some(hint) = hint {
+        result = result.with_hint(hint);
+    }
+    result
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            At::Send => "send",
+            At::Probe => "probe",
+            At::Token => "token",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderValue, WWW_AUTHENTICATE};
+
+    fn context(auth: EwsAuth, host: &str) -> Context {
+        Context {
+            uri: format!("https://{host}/EWS/Exchange.asmx"),
+            host: host.into(),
+            auth,
+            login: "erp@company.com".into(),
+            sender: "erp@company.com".into(),
+        }
+    }
+
+    fn challenge(values: &[&str], diagnostics: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(WWW_AUTHENTICATE, HeaderValue::from_str(value).unwrap());
+        }
+        if let Some(d) = diagnostics {
+            headers.insert("ms-diagnostics-public", HeaderValue::from_str(d).unwrap());
+        }
+        headers
+    }
+
+    fn classify_401(headers: HeaderMap, ctx: &Context) -> SendError {
+        let error = EwsError::check_reply(401, "Unauthorized", &headers, b"").unwrap_err();
+        error.into_send_error(ctx, At::Send, Transcript::new())
+    }
+
+    #[test]
+    fn challenges_are_read_from_every_header_and_bearer_parameters_are_skipped() {
+        let headers = challenge(
+            &[
+                "Negotiate",
+                "NTLM",
+                "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", trusted_issuers=\"00000001-0000-0000-c000-000000000000@*\", token_types=\"app_asserted_user_v1 service_asserted_app_v1\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", Basic Realm=\"\"",
+            ],
+            None,
+        );
+        assert_eq!(Challenges::from_headers(&headers).schemes, ["Negotiate", "NTLM", "Bearer", "Basic"]);
+    }
+
+    #[test]
+    fn a_401_says_why() {
+        let on_prem = context(EwsAuth::Basic, "mail.company.com");
+        let wrong_password =
+            classify_401(challenge(&["Negotiate", "NTLM", "Basic realm=\"mail.company.com\""], None), &on_prem);
+        assert_eq!((wrong_password.kind(), wrong_password.field()), (ErrorKind::AuthFailed, Some("exchange.password")));
+        let windows_only = classify_401(challenge(&["Negotiate", "NTLM"], None), &on_prem);
+        assert_eq!((windows_only.kind(), windows_only.field()), (ErrorKind::AuthDisabled, Some("exchange.auth")));
+        let modern = classify_401(
+            challenge(
+                &["Basic Realm=\"\""],
+                Some("000000;reason=\"Modern Auth required\";error_category=\"invalid_client\""),
+            ),
+            &on_prem,
+        );
+        assert_eq!((modern.kind(), modern.field()), (ErrorKind::AuthDisabled, Some("exchange.auth")));
+        assert!(modern.remediation()[0].contains("auth = \"oauth\""));
+        let online =
+            classify_401(challenge(&["Basic Realm=\"\""], None), &context(EwsAuth::Basic, "outlook.office365.com"));
+        assert_eq!(online.kind(), ErrorKind::AuthDisabled);
+        let bearer_only = classify_401(challenge(&["Bearer client_id=\"x\", trusted_issuers=\"y\""], None), &on_prem);
+        assert_eq!(bearer_only.kind(), ErrorKind::AuthDisabled);
+        assert_eq!(bearer_only.server_reply().unwrap().code, Some(401));
+    }
+
+    #[test]
+    fn redirects_are_never_followed_and_the_error_page_is_transient() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "location",
+            HeaderValue::from_static(
+                "https://mail.company.com/ews/genericerrorpage.htm?aspxerrorpath=/EWS/Exchange.asmx",
+            ),
+        );
+        let busy = EwsError::check_reply(302, "Found", &headers, b"").unwrap_err();
+        let busy = busy.into_send_error(&context(EwsAuth::Basic, "mail.company.com"), At::Send, Transcript::new());
+        assert_eq!(busy.kind(), ErrorKind::ServiceUnavailable);
+        assert!(busy.retry().is_temporary());
+        headers.insert("location", HeaderValue::from_static("https://mail.company.com/owa/auth/logon.aspx"));
+        let owa = EwsError::check_reply(302, "Found", &headers, b"").unwrap_err();
+        let owa = owa.into_send_error(&context(EwsAuth::Basic, "mail.company.com"), At::Send, Transcript::new());
+        assert_eq!((owa.kind(), owa.field()), (ErrorKind::Protocol, Some("exchange.uri")));
+        assert!(owa.to_string().contains("/owa/auth/logon.aspx"));
+    }
+
+    #[test]
+    fn token_errors_name_the_field() {
+        let cases = [
+            ("invalid_client", "AADSTS7000215: Invalid client secret provided.", "exchange.client_secret"),
+            (
+                "unauthorized_client",
+                "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'.",
+                "exchange.client_id",
+            ),
+            ("invalid_request", "AADSTS90002: Tenant 'nope' not found.", "exchange.tenant"),
+        ];
+        for (error, description, field) in cases {
+            let e = EwsError::TokenRefused { status: 400, error: error.into(), description: description.into() }
+                .into_send_error(&context(EwsAuth::Oauth, "outlook.office365.com"), At::Token, Transcript::new());
+            assert_eq!((e.kind(), e.field()), (ErrorKind::AuthFailed, Some(field)), "{description}");
+        }
+    }
+
+    #[test]
+    fn a_drop_after_the_request_is_delivery_unknown_only_when_sending() {
+        let dropped = || EwsError::Dropped { target: "x".into(), reason: "closed".into() };
+        let ctx = context(EwsAuth::Basic, "mail.company.com");
+        let send = dropped().into_send_error(&ctx, At::Send, Transcript::new());
+        assert_eq!(send.kind(), ErrorKind::DeliveryUnknown);
+        assert!(!send.retry().is_temporary());
+        assert_eq!(dropped().into_send_error(&ctx, At::Probe, Transcript::new()).kind(), ErrorKind::ServiceUnavailable);
+    }
+}

@@ -1,0 +1,359 @@
+//! The EWS driver against loopback servers: core's conformance suite on a wiremock Exchange, the request's shape, every captured reply classified, no redirect followed, deadlines, a hang-up after the request, and no secret anywhere.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use common::*;
+use mailroom_core::config::EwsAuth;
+use mailroom_core::conformance::{ConformanceHarness, ReceivedMessage, run_suite};
+use mailroom_core::{ErrorKind, Mailbox, MessageDraft, Retry, SendError, Transport};
+use mailroom_ews::EwsTransport;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn server_answering(template: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path(EWS_PATH)).respond_with(template).mount(&server).await;
+    server
+}
+
+fn xml(status: u16, fixture_name: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("content-type", "text/xml; charset=utf-8")
+        .set_body_string(fixture(fixture_name))
+}
+
+fn transport_for(server: &MockServer) -> EwsTransport {
+    EwsTransport::new(sender(), &config(&format!("{}{EWS_PATH}", server.uri()))).unwrap()
+}
+
+async fn send_error(template: ResponseTemplate) -> SendError {
+    let server = server_answering(template).await;
+    transport_for(&server).send(&message("classify")).await.unwrap_err()
+}
+
+struct Harness {
+    server: MockServer,
+    transport: Arc<EwsTransport>,
+}
+
+#[async_trait]
+impl ConformanceHarness for Harness {
+    fn transport(&self) -> Arc<dyn Transport> {
+        self.transport.clone()
+    }
+    fn sender(&self) -> Mailbox {
+        sender()
+    }
+    async fn received(&self) -> Vec<ReceivedMessage> {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .map(|request| decode(&request.body))
+            .filter(|decoded| decoded.operation == "CreateItem")
+            .map(|decoded| ReceivedMessage {
+                envelope_from: None,
+                recipients: delivered_to(&decoded),
+                bytes: decoded.mime.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+    fn rejected_recipient(&self) -> Option<mailroom_core::Address> {
+        Some("nobody@example.com".parse().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_core_conformance_suite_passes_against_a_wiremock_exchange() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EWS_PATH))
+        .respond_with(Exchange { rejected: Some("nobody@example.com".into()) })
+        .mount(&server)
+        .await;
+    let transport = Arc::new(transport_for(&server));
+    let harness = Harness { server, transport };
+    let passed = run_suite(&harness).await.unwrap();
+    assert_eq!(passed.len(), 6, "{passed:?}");
+}
+
+#[tokio::test]
+async fn the_request_is_a_soap_create_item_carrying_the_exact_message_bytes() {
+    let server = server_answering(xml(200, "create_item_success.xml")).await;
+    let message = MessageDraft::new(sender())
+        .to("Ada <ada@example.com>".parse().unwrap())
+        .bcc("hidden@example.com".parse().unwrap())
+        .subject("Rechnung <Nr. 42> & Mahnung – Grüße ☃")
+        .text("Zeile 1\n.\nZeile 3 <b>&amp;</b>")
+        .build()
+        .unwrap();
+    let receipt = transport_for(&server).send(&message).await.unwrap();
+    assert_eq!(receipt.message_id, message.message_id());
+    assert_eq!(receipt.server_reply.as_ref().unwrap().enhanced.as_deref(), Some("NoError"));
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    let header = |name: &str| request.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("content-type").as_deref(), Some("text/xml; charset=utf-8"));
+    assert_eq!(
+        header("soapaction").as_deref(),
+        Some("\"http://schemas.microsoft.com/exchange/services/2006/messages/CreateItem\"")
+    );
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("erp@company.com:{PASSWORD}"));
+    assert_eq!(header("authorization"), Some(format!("Basic {expected}")));
+
+    let decoded = decode(&request.body);
+    assert_eq!(decoded.envelope_namespace.as_deref(), Some("http://schemas.xmlsoap.org/soap/envelope/"));
+    assert_eq!(decoded.server_version.as_deref(), Some("Exchange2010_SP2"));
+    assert_eq!(decoded.operation, "CreateItem");
+    assert_eq!(decoded.disposition.as_deref(), Some("SendOnly"));
+    assert_eq!(decoded.impersonated, None, "Basic auth acts as the signed-in account");
+    assert_eq!(decoded.mime.as_deref(), Some(message.bytes()), "MimeContent must be the message, byte for byte");
+    assert_eq!(decoded.bcc, ["hidden@example.com"]);
+    let order: Vec<&str> = decoded
+        .elements
+        .iter()
+        .map(String::as_str)
+        .filter(|name| {
+            ["Header", "Body", "CreateItem", "Items", "Message", "MimeContent", "BccRecipients"].contains(name)
+        })
+        .collect();
+    assert_eq!(order, ["Header", "Body", "CreateItem", "Items", "Message", "MimeContent", "BccRecipients"]);
+}
+
+#[tokio::test]
+async fn save_copy_asks_for_send_and_save_copy() {
+    let server = server_answering(xml(200, "create_item_success.xml")).await;
+    let transport = EwsTransport::builder(sender(), &config(&format!("{}{EWS_PATH}", server.uri())))
+        .save_copy(true)
+        .build()
+        .unwrap();
+    transport.send(&message("copy")).await.unwrap();
+    let decoded = decode(&server.received_requests().await.unwrap()[0].body);
+    assert_eq!(decoded.disposition.as_deref(), Some("SendAndSaveCopy"));
+    assert!(decoded.elements.iter().any(|e| e == "SavedItemFolderId"));
+}
+
+#[tokio::test]
+async fn captured_response_codes_map_to_their_kinds() {
+    let cases: &[(u16, &str, ErrorKind, Option<&str>, &str)] = &[
+        (
+            200,
+            "create_item_send_as_denied.xml",
+            ErrorKind::SenderNotAllowed,
+            Some("email_address"),
+            "ErrorSendAsDenied",
+        ),
+        (200, "create_item_invalid_recipients.xml", ErrorKind::RecipientRejected, None, "ErrorInvalidRecipients"),
+        (200, "create_item_message_size_exceeded.xml", ErrorKind::MessageTooLarge, None, "ErrorMessageSizeExceeded"),
+        (200, "create_item_access_denied.xml", ErrorKind::PermissionDenied, None, "ErrorAccessDenied"),
+        (500, "fault_schema_validation.xml", ErrorKind::Protocol, None, "ErrorSchemaValidation"),
+    ];
+    for (status, name, kind, field, code) in cases {
+        let error = send_error(xml(*status, name)).await;
+        assert_eq!((error.kind(), error.field()), (*kind, *field), "{name}: {error}");
+        let reply = error.server_reply().expect("the server's reply is kept");
+        assert_eq!((reply.code, reply.enhanced.as_deref()), (Some(*status), Some(*code)), "{name}");
+        assert!(!reply.text.is_empty(), "{name}: the MessageText is kept");
+        assert!(error.transcript().is_some_and(|t| !t.is_empty()), "{name}: a transcript is attached");
+    }
+    let send_as = send_error(xml(200, "create_item_send_as_denied.xml")).await;
+    assert!(send_as.server_reply().unwrap().text.contains("does not have the right to send mail on behalf"));
+    let schema = send_error(xml(500, "fault_schema_validation.xml")).await;
+    assert!(schema.server_reply().unwrap().text.contains("invalid child element 'MimeContent'"));
+    assert!(schema.remediation()[0].contains("request line 2, position 630"), "{:?}", schema.remediation());
+}
+
+#[tokio::test]
+async fn server_busy_carries_its_back_off_in_both_forms() {
+    for (status, name, millis) in [(200, "create_item_server_busy.xml", 5000), (500, "fault_server_busy.xml", 1200)] {
+        let error = send_error(xml(status, name)).await;
+        assert_eq!(error.kind(), ErrorKind::RateLimited, "{name}");
+        assert_eq!(error.retry(), Retry::Temporary { after: Some(Duration::from_millis(millis)) }, "{name}");
+        assert_eq!(error.server_reply().unwrap().enhanced.as_deref(), Some("ErrorServerBusy"));
+        assert_eq!(error.report().retry_after_ms, Some(millis));
+    }
+}
+
+#[tokio::test]
+async fn http_level_failures_are_classified() {
+    let too_large = send_error(ResponseTemplate::new(413).set_body_string("Request Entity Too Large")).await;
+    assert_eq!(too_large.kind(), ErrorKind::MessageTooLarge);
+    assert_eq!(too_large.server_reply().unwrap().code, Some(413));
+
+    let unavailable = send_error(ResponseTemplate::new(503).insert_header("retry-after", "7")).await;
+    assert_eq!(unavailable.kind(), ErrorKind::ServiceUnavailable);
+    assert_eq!(unavailable.retry(), Retry::Temporary { after: Some(Duration::from_secs(7)) });
+
+    let garbage_500 =
+        send_error(ResponseTemplate::new(500).set_body_string("<html><body>Runtime Error</body></html>")).await;
+    assert_eq!(garbage_500.kind(), ErrorKind::ServiceUnavailable);
+    assert!(garbage_500.server_reply().unwrap().text.contains("Runtime Error"));
+
+    let garbage_200 = send_error(ResponseTemplate::new(200).set_body_string("this is not XML at all")).await;
+    assert_eq!((garbage_200.kind(), garbage_200.field()), (ErrorKind::Protocol, Some("exchange.uri")));
+
+    let html_200 = send_error(ResponseTemplate::new(200).set_body_string("<html><body>OWA</body></html>")).await;
+    assert_eq!(html_200.kind(), ErrorKind::Protocol);
+    assert!(html_200.detail().contains("not a SOAP envelope"), "{html_200}");
+
+    let success = fixture("create_item_success.xml");
+    let truncated = send_error(ResponseTemplate::new(200).set_body_string(&success[..success.len() / 2])).await;
+    assert_eq!(truncated.kind(), ErrorKind::Protocol);
+    assert!(truncated.detail().contains("truncated"), "{truncated}");
+    assert!(!truncated.retry().is_temporary(), "an unreadable reply to a send is never retried");
+
+    let not_found = send_error(ResponseTemplate::new(404)).await;
+    assert_eq!((not_found.kind(), not_found.field()), (ErrorKind::Protocol, Some("exchange.uri")));
+
+    let blocked = send_error(ResponseTemplate::new(403)).await;
+    assert_eq!(blocked.kind(), ErrorKind::AuthDisabled);
+}
+
+#[tokio::test]
+async fn every_captured_401_challenge_says_why() {
+    let challenges: toml::Table = toml::from_str(&fixture("challenges.toml")).unwrap();
+    let expect = [
+        ("on_premises_windows_only", ErrorKind::AuthDisabled, "exchange.auth"),
+        ("on_premises_with_basic", ErrorKind::AuthFailed, "exchange.password"),
+        ("exchange_online_basic", ErrorKind::AuthDisabled, "exchange.auth"),
+        ("exchange_online_bearer", ErrorKind::AuthDisabled, "exchange.auth"),
+    ];
+    assert_eq!(challenges.len(), expect.len());
+    for (name, kind, field) in expect {
+        let case = challenges[name].as_table().unwrap();
+        let mut template = ResponseTemplate::new(401);
+        for value in case["www_authenticate"].as_array().unwrap() {
+            template = template.append_header("www-authenticate", value.as_str().unwrap());
+        }
+        if let Some(diagnostics) = case.get("ms_diagnostics_public") {
+            template = template.insert_header("ms-diagnostics-public", diagnostics.as_str().unwrap());
+        }
+        let error = send_error(template).await;
+        assert_eq!((error.kind(), error.field()), (kind, Some(field)), "{name}: {error}");
+        assert_eq!(error.documented_error(), Some(mailroom_core::DocumentedError::Authentication));
+        if kind == ErrorKind::AuthDisabled && name.starts_with("exchange_online") {
+            assert!(error.remediation()[0].contains("auth = \"oauth\""), "{name}: {:?}", error.remediation());
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EWS_PATH))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", "/ews/genericerrorpage.htm?aspxerrorpath=/EWS/Exchange.asmx")
+                .insert_header("x-caserrorcode", "ServerUnavailable"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/ews/genericerrorpage.htm"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let error = transport_for(&server).send(&message("redirect")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ServiceUnavailable);
+    assert!(error.retry().is_temporary());
+    assert!(error.detail().contains("X-CasErrorCode: ServerUnavailable"), "{error}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "the redirect must not be followed");
+
+    let elsewhere =
+        send_error(ResponseTemplate::new(301).insert_header("location", "https://mail2.company.com/EWS/Exchange.asmx"))
+            .await;
+    assert_eq!((elsewhere.kind(), elsewhere.field()), (ErrorKind::Protocol, Some("exchange.uri")));
+    assert!(elsewhere.remediation()[0].contains("https://mail2.company.com/EWS/Exchange.asmx"));
+}
+
+#[tokio::test]
+async fn a_slow_server_is_a_timeout_that_is_never_retried() {
+    let server = server_answering(xml(200, "create_item_success.xml").set_delay(Duration::from_secs(5))).await;
+    let mut slow = config(&format!("{}{EWS_PATH}", server.uri()));
+    slow.timeout = Duration::from_millis(600);
+    let started = std::time::Instant::now();
+    let error = EwsTransport::new(sender(), &slow).unwrap().send(&message("slow")).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "the deadline holds");
+    assert_eq!((error.kind(), error.field()), (ErrorKind::Timeout, Some("exchange.timeout_secs")));
+    assert!(!error.retry().is_temporary());
+    assert!(error.remediation()[0].contains("may still deliver"), "{:?}", error.remediation());
+}
+
+#[tokio::test]
+async fn a_hang_up_after_the_request_is_delivery_unknown() {
+    let addr = raw_http(Answer::Hangup).await;
+    let transport = EwsTransport::new(sender(), &config(&format!("http://{addr}{EWS_PATH}"))).unwrap();
+    let error = transport.send(&message("lost")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::DeliveryUnknown, "{error}");
+    assert!(!error.retry().is_temporary());
+    assert!(mailroom_core::RetryPolicy::default().delay_before_retry(1, &error).is_none());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_connect_failed_on_the_uri() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let transport = EwsTransport::new(sender(), &config(&format!("http://{addr}{EWS_PATH}"))).unwrap();
+    let error = transport.send(&message("refused")).await.unwrap_err();
+    assert_eq!((error.kind(), error.field()), (ErrorKind::ConnectFailed, Some("exchange.uri")), "{error}");
+    assert_eq!(error.documented_error(), Some(mailroom_core::DocumentedError::ServerOrPort));
+}
+
+#[tokio::test]
+async fn ntlm_and_missing_secrets_are_refused_when_building() {
+    let mut ntlm = config("https://mail.company.com/EWS/Exchange.asmx");
+    ntlm.auth = EwsAuth::Ntlm;
+    let error = EwsTransport::new(sender(), &ntlm).unwrap_err();
+    assert_eq!((error.kind(), error.field()), (ErrorKind::InvalidConfig, Some("exchange.auth")));
+    assert!(error.detail().contains("auth = \"basic\"") && error.detail().contains("auth = \"oauth\""));
+
+    let mut no_password = config("https://mail.company.com/EWS/Exchange.asmx");
+    no_password.password = None;
+    let error = EwsTransport::new(sender(), &no_password).unwrap_err();
+    assert_eq!((error.kind(), error.field()), (ErrorKind::InvalidConfig, Some("exchange.password")));
+
+    let mut bad_ca = config("https://mail.company.com/EWS/Exchange.asmx");
+    bad_ca.ca_file = Some("/nonexistent/ca.pem".into());
+    let error = EwsTransport::new(sender(), &bad_ca).unwrap_err();
+    assert_eq!((error.kind(), error.field()), (ErrorKind::InvalidConfig, Some("exchange.ca_file")));
+}
+
+#[tokio::test]
+async fn no_secret_reaches_debug_errors_transcripts_or_logs() {
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || LogCapture(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(writer).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = server_answering(
+        ResponseTemplate::new(401).append_header("www-authenticate", "Basic realm=\"mail.company.com\""),
+    )
+    .await;
+    let transport = transport_for(&server);
+    let error = transport.send(&message("secret")).await.unwrap_err();
+    let probe = transport.probe().await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("erp@company.com:{PASSWORD}"));
+    let rendered = [
+        format!("{transport:?}"),
+        format!("{error:?} {error}"),
+        error.transcript().unwrap().to_string(),
+        serde_json::to_string(&error.report()).unwrap(),
+        format!("{probe:?}"),
+        String::from_utf8_lossy(&logs.lock().unwrap()).into_owned(),
+    ];
+    for text in rendered {
+        assert!(!text.contains(PASSWORD) && !text.contains(&basic), "a secret leaked: {text}");
+    }
+    assert!(error.transcript().unwrap().to_string().contains("C: Authorization: Basic [redacted]"));
+}

@@ -1,0 +1,487 @@
+//! `GmailTransport`: the Email Services `Transport` — media upload of the message bytes to `users.messages.send`, Bearer tokens from the cache, one refresh-and-retry on 401, and the reply classification.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use mailroom_core::config::GmailConfig;
+use mailroom_core::{
+    Mailbox, OutgoingMessage, ProbeReport, Secret, SendError, SendReceipt, ServerReply, ServiceKind, TokenCache,
+    Transcript, Transport,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::error::{ApiError, Endpoint, GmailError, retry_after_header, retry_after_in_message, scrub, snippet};
+use crate::http::{self, Reply};
+use crate::probe;
+use crate::token::{RefreshSource, RefreshTokenSource, TokenClient};
+
+/// The largest upload the Gmail API's media endpoint takes for `messages.send`: 35 MB.
+pub const MAX_UPLOAD_BYTES: usize = 35 * 1024 * 1024;
+
+/// The send path under `api_base`.
+const SEND_PATH: &str = "upload/gmail/v1/users/me/messages/send";
+
+/// Sends mail through the Gmail API as the Google account the refresh token belongs to.
+///
+/// ```
+/// use mailroom_core::{CompanyEmail, ServiceConfig, Transport};
+/// use mailroom_gmail::GmailTransport;
+///
+/// let toml = r#"
+///     service = "email_services"
+///     email_address = "erp@company.com"
+///     display_name = "Company ERP"
+///     [email_services]
+///     client_id = "1234-abc.apps.googleusercontent.com"
+///     client_secret_env = "MAILROOM_GOOGLE_SECRET"
+///     refresh_token_env = "MAILROOM_GOOGLE_REFRESH"
+/// "#;
+/// let loaded = CompanyEmail::from_toml(toml, &|_| Some("from-the-environment".into())).unwrap();
+/// let ServiceConfig::EmailServices(gmail) = &loaded.config.service else { unreachable!() };
+/// let transport = GmailTransport::builder(loaded.config.sender.clone(), gmail)
+///     .upload_timeout(std::time::Duration::from_secs(120))
+///     .build()
+///     .unwrap();
+/// assert_eq!(transport.service().as_str(), "email_services");
+/// // transport.send(&message).await sends; nothing touches the network before that.
+/// ```
+#[derive(Clone)]
+pub struct GmailTransport {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) sender: Mailbox,
+    pub(crate) send_url: url::Url,
+    pub(crate) source: Arc<RefreshTokenSource>,
+    pub(crate) tokens: TokenCache<Arc<RefreshTokenSource>>,
+    pub(crate) timeout: Duration,
+    pub(crate) upload_timeout: Duration,
+}
+
+impl std::fmt::Debug for GmailTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GmailTransport")
+            .field("sender", &self.inner.sender.email.to_string())
+            .field("send_url", &self.inner.send_url.as_str())
+            .field("token_uri", &self.inner.source.client.token_uri.as_str())
+            .field("client_id", &self.inner.source.client.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`GmailTransport`] beyond what the config file says.
+pub struct GmailTransportBuilder {
+    sender: Mailbox,
+    config: GmailConfig,
+    upload_timeout: Option<Duration>,
+    roots_pem: Vec<Vec<u8>>,
+}
+
+impl GmailTransportBuilder {
+    /// How long an upload may take until Gmail's answer, after which the send is
+    /// `delivery_unknown` (default: max(6 × `timeout_secs`, 60 s), as Gmail scans content
+    /// before it answers). Connecting is bounded by `timeout_secs` alone.
+    pub fn upload_timeout(mut self, timeout: Duration) -> Self {
+        self.upload_timeout = Some(timeout);
+        self
+    }
+
+    /// Also trusts the CA certificates in `pem` (a TLS-inspecting proxy, a test server).
+    pub fn trust_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots_pem.push(pem.into());
+        self
+    }
+
+    /// Builds the transport. Nothing touches the network (or the token file) until the
+    /// first send or probe.
+    pub fn build(self) -> Result<GmailTransport, SendError> {
+        let mut roots = Vec::new();
+        for pem in &self.roots_pem {
+            let before = roots.len();
+            for certificate in CertificateDer::pem_slice_iter(pem) {
+                let certificate: CertificateDer<'static> = certificate.map_err(|e| {
+                    SendError::new(
+                        mailroom_core::ErrorKind::InvalidConfig,
+                        format!("an extra root is not a PEM certificate: {e}"),
+                    )
+                })?;
+                roots.push(certificate);
+            }
+            if roots.len() == before {
+                return Err(SendError::new(
+                    mailroom_core::ErrorKind::InvalidConfig,
+                    "an extra root holds no -----BEGIN CERTIFICATE----- block",
+                ));
+            }
+        }
+        let http = http::client(self.config.timeout, &roots).map_err(|e| {
+            SendError::new(mailroom_core::ErrorKind::InvalidConfig, format!("cannot set up HTTPS: {e}"))
+        })?;
+        let refresh = match (&self.config.refresh_token, &self.config.token_file) {
+            (Some(token), _) => RefreshSource::Inline(token.clone()),
+            (None, Some(path)) => RefreshSource::File(path.clone()),
+            (None, None) => {
+                return Err(SendError::invalid_config(
+                    "email_services.refresh_token_env",
+                    "no refresh token: add token_file = \"google-token.json\" and run `mailroom connect google --config FILE`",
+                ));
+            }
+        };
+        let source = Arc::new(RefreshTokenSource {
+            client: TokenClient {
+                http: http.clone(),
+                token_uri: self.config.token_uri.clone(),
+                client_id: self.config.client_id.clone(),
+                client_secret: self.config.client_secret.clone(),
+                timeout: self.config.timeout,
+            },
+            refresh,
+        });
+        let timeout = self.config.timeout;
+        Ok(GmailTransport {
+            inner: Arc::new(Inner {
+                http,
+                sender: self.sender,
+                send_url: endpoint_url(&self.config.api_base, SEND_PATH, Some("uploadType=media")),
+                tokens: TokenCache::new(source.clone()),
+                source,
+                timeout,
+                upload_timeout: self.upload_timeout.unwrap_or((timeout * 6).max(Duration::from_secs(60))),
+            }),
+        })
+    }
+}
+
+/// `base` + `path`, keeping any path prefix of `base` (a proxy mount point).
+fn endpoint_url(base: &url::Url, path: &str, query: Option<&str>) -> url::Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.set_query(query);
+    url
+}
+
+impl GmailTransport {
+    /// A transport for `config`, sending as `sender`.
+    pub fn new(sender: Mailbox, config: &GmailConfig) -> Result<GmailTransport, SendError> {
+        Self::builder(sender, config).build()
+    }
+
+    /// A builder for the upload deadline and extra trusted roots.
+    pub fn builder(sender: Mailbox, config: &GmailConfig) -> GmailTransportBuilder {
+        GmailTransportBuilder { sender, config: config.clone(), upload_timeout: None, roots_pem: Vec::new() }
+    }
+
+    /// One upload with `token`; the reply as read, or the transport failure.
+    async fn upload(&self, request: &reqwest::Request, token: &Secret) -> Result<Reply, GmailError> {
+        let mut request = request.try_clone().expect("an in-memory body can be cloned");
+        let mut bearer =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                GmailError::Malformed {
+                    endpoint: Endpoint::Token,
+                    status: None,
+                    what: "the access token holds characters that cannot go in an HTTP header".into(),
+                }
+            })?;
+        bearer.set_sensitive(true);
+        request.headers_mut().insert(reqwest::header::AUTHORIZATION, bearer);
+        let url = self.inner.send_url.as_str();
+        match self.inner.http.execute(request).await {
+            Ok(response) => Ok(http::read_reply(response).await),
+            Err(error) => Err(http::classify(&error, Endpoint::Api, url, self.inner.upload_timeout, true)),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for GmailTransport {
+    fn service(&self) -> ServiceKind {
+        ServiceKind::EmailServices
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
+        let body = upload_body(message);
+        let mut transcript = Transcript::new();
+        if body.len() > MAX_UPLOAD_BYTES {
+            return Err(GmailError::TooLarge { size: body.len(), limit: MAX_UPLOAD_BYTES }.into_send_error(transcript));
+        }
+        let size = body.len();
+        let request = self
+            .inner
+            .http
+            .post(self.inner.send_url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "message/rfc822")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.inner.upload_timeout)
+            .body(body)
+            .build()
+            .map_err(|e| SendError::new(mailroom_core::ErrorKind::InvalidConfig, e.to_string()))?;
+        let mut token = self.inner.tokens.token().await?;
+        let mut refreshed = false;
+        loop {
+            transcript.client(&format!(
+                "POST {} Content-Type: message/rfc822 ({size} bytes) Authorization: Bearer {}",
+                self.inner.send_url,
+                mailroom_core::REDACTED
+            ));
+            let reply = match self.upload(&request, &token).await {
+                Ok(reply) => reply,
+                Err(error) => {
+                    transcript.note(&error.to_string());
+                    tracing::debug!(%error, "Gmail upload failed");
+                    return Err(error.into_send_error(transcript));
+                }
+            };
+            let status = reply.status;
+            let outcome = interpret(reply, SystemTime::now(), &[token.expose()]);
+            match &outcome {
+                Ok((_, shown)) | Err((_, shown)) => transcript.server(&format!("HTTP {status} {shown}")),
+            }
+            match outcome {
+                Ok((id, _)) => {
+                    tracing::debug!(gmail_id = %id, "Gmail accepted the message");
+                    return Ok(SendReceipt {
+                        message_id: message.message_id().to_owned(),
+                        server_reply: Some(ServerReply::http(status, None, format!("Gmail message id {id}"))),
+                        service_id: Some(id),
+                    });
+                }
+                Err((GmailError::Api { status: 401, .. }, _)) if !refreshed => {
+                    // The cache thought the token valid (revoked, clock skew): refresh once, retry once.
+                    tracing::debug!("Gmail rejected the access token; refreshing it once");
+                    self.inner.tokens.invalidate(&token).await;
+                    token = self.inner.tokens.token().await?;
+                    refreshed = true;
+                }
+                Err((error, _)) => return Err(error.into_send_error(transcript)),
+            }
+        }
+    }
+
+    async fn probe(&self) -> ProbeReport {
+        probe::probe(self).await
+    }
+}
+
+/// What the API said: the message id, or the error; each with the reply as shown in a
+/// transcript (secrets scrubbed).
+pub(crate) fn interpret(
+    reply: Reply,
+    now: SystemTime,
+    secrets: &[&str],
+) -> Result<(String, String), (GmailError, String)> {
+    let status = reply.status;
+    let body = match reply.body {
+        Ok(body) => body,
+        Err(cut) if (200..300).contains(&status) => {
+            let what = format!(
+                "Gmail answered {status} (accepted) but the reply was cut off ({cut}): the message was probably sent"
+            );
+            return Err((
+                GmailError::Malformed { endpoint: Endpoint::Api, status: Some(status), what },
+                "(cut off)".into(),
+            ));
+        }
+        Err(cut) => format!("(reply body cut off: {cut})").into_bytes(),
+    };
+    let shown = scrub(&snippet(&body), secrets);
+    if (200..300).contains(&status) {
+        let id = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| {
+            v.get("id").and_then(serde_json::Value::as_str).filter(|id| !id.is_empty()).map(str::to_owned)
+        });
+        return match id {
+            Some(id) => Ok((id, shown)),
+            None => {
+                let what = format!(
+                    "Gmail answered {status} (accepted) without a message id, so the message was probably sent; the reply was: {shown}"
+                );
+                Err((GmailError::Malformed { endpoint: Endpoint::Api, status: Some(status), what }, shown))
+            }
+        };
+    }
+    let mut error = ApiError::parse(&body);
+    error.message = scrub(&error.message, secrets);
+    if !error.parsed && !matches!(status, 401 | 413 | 429 | 500..=599) {
+        let what = format!("not a Google API error reply: {}", error.message);
+        return Err((GmailError::Malformed { endpoint: Endpoint::Api, status: Some(status), what }, shown));
+    }
+    let from_header = reply.retry_after.as_deref().and_then(|v| retry_after_header(v, now));
+    let from_message = retry_after_in_message(&error.message, now);
+    let retry_at = from_message.as_ref().map(|(_, at)| at.clone());
+    let retry_after = match (from_header, from_message.map(|(wait, _)| wait)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    Err((GmailError::Api { status, error: Box::new(error), retry_after, retry_at }, shown))
+}
+
+/// The bytes to upload: the message unchanged, preceded by a `Bcc:` field when the
+/// envelope has recipients the To/Cc headers do not show. Gmail takes recipients from the
+/// headers only (there is no envelope), and core's builder keeps Bcc out of the headers;
+/// Gmail removes the `Bcc:` field before delivery.
+pub(crate) fn upload_body(message: &OutgoingMessage) -> Vec<u8> {
+    let bytes = message.bytes();
+    let header_end = find(bytes, b"\r\n\r\n").or_else(|| find(bytes, b"\n\n")).unwrap_or(bytes.len());
+    let visible = address_fields(&bytes[..header_end]);
+    let hidden: Vec<String> =
+        message.recipients().iter().map(ToString::to_string).filter(|address| !mentions(&visible, address)).collect();
+    if hidden.is_empty() {
+        return bytes.to_vec();
+    }
+    let field = format!("Bcc: {}\r\n", hidden.join(",\r\n "));
+    let mut body = Vec::with_capacity(field.len() + bytes.len());
+    body.extend_from_slice(field.as_bytes());
+    body.extend_from_slice(bytes);
+    body
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The unfolded, lower-cased values of the To, Cc and Bcc fields.
+fn address_fields(headers: &[u8]) -> String {
+    let text = String::from_utf8_lossy(headers);
+    let mut out = String::new();
+    let mut in_field = false;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if in_field {
+                out.push(' ');
+                out.push_str(line.trim());
+            }
+            continue;
+        }
+        let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+        in_field = matches!(name.as_str(), "to" | "cc" | "bcc") && line.contains(':');
+        if in_field {
+            out.push('\n');
+            out.push_str(&line[line.find(':').map_or(0, |i| i + 1)..].to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// True when `address` appears in `fields` as a whole address (not inside a longer one).
+fn mentions(fields: &str, address: &str) -> bool {
+    let address = address.to_ascii_lowercase();
+    let bytes = fields.as_bytes();
+    let mut from = 0;
+    while let Some(found) = fields[from..].find(&address) {
+        let start = from + found;
+        let end = start + address.len();
+        let before_ok = start == 0 || matches!(bytes[start - 1], b'<' | b' ' | b',' | b'\n' | b'\t' | b':');
+        let after_ok = end == bytes.len() || matches!(bytes[end], b'>' | b' ' | b',' | b'\n' | b'\t' | b'\r');
+        if before_ok && after_ok {
+            return true;
+        }
+        from = start + 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailroom_core::MessageDraft;
+
+    fn sender() -> Mailbox {
+        "Company ERP <erp@company.com>".parse().unwrap()
+    }
+
+    #[test]
+    fn messages_without_bcc_are_uploaded_unchanged() {
+        let message = MessageDraft::new(sender())
+            .to("Ada <ada@example.com>".parse().unwrap())
+            .cc("cc@example.com".parse().unwrap())
+            .subject("x")
+            .text("y")
+            .build()
+            .unwrap();
+        assert_eq!(upload_body(&message), message.bytes());
+    }
+
+    #[test]
+    fn bcc_recipients_become_a_bcc_field_in_front() {
+        let message = MessageDraft::new(sender())
+            .to("a@example.com".parse().unwrap())
+            .bcc("hidden@example.com".parse().unwrap())
+            .bcc("a@example.com.evil".parse().unwrap())
+            .subject("x")
+            .text("y")
+            .build()
+            .unwrap();
+        let body = upload_body(&message);
+        let prefix = b"Bcc: hidden@example.com,\r\n a@example.com.evil\r\n";
+        assert!(body.starts_with(prefix), "{}", String::from_utf8_lossy(&body));
+        assert_eq!(&body[prefix.len()..], message.bytes());
+    }
+
+    fn reply(status: u16, body: Vec<u8>, retry_after: Option<String>) -> Reply {
+        Reply { status, retry_after, body: Ok(body) }
+    }
+
+    proptest::proptest! {
+        /// Whatever Google (or anything in its place) answers, parsing and classifying never
+        /// panics, and the result is a receipt or a classified error.
+        #[test]
+        fn arbitrary_replies_never_panic(
+            status in 100u16..600,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            retry_after in proptest::option::of("[ -~]{0,40}"),
+        ) {
+            let now = SystemTime::now();
+            let outcome = interpret(reply(status, body.clone(), retry_after), now, &["secret-token"]);
+            if let Err((error, _)) = outcome {
+                let _ = error.into_send_error(Transcript::new()).report();
+            }
+            let _ = crate::error::TokenErrorBody::parse(&body);
+            let _ = crate::token::parse_grant(&body);
+        }
+
+        /// JSON-shaped replies with arbitrary field types and values never panic either.
+        #[test]
+        fn arbitrary_json_replies_never_panic(
+            status in 100u16..600,
+            message in ".{0,80}",
+            reason in proptest::option::of("[a-zA-Z_]{0,30}"),
+            numeric in proptest::num::i64::ANY,
+        ) {
+            let bodies = [
+                serde_json::json!({"error": {"code": numeric, "message": message, "errors": [{"reason": reason}], "status": reason, "details": [{"reason": numeric, "metadata": {"activationUrl": message}}]}}),
+                serde_json::json!({"error": {"message": numeric, "errors": message}}),
+                serde_json::json!({"error": message, "error_description": numeric}),
+                serde_json::json!({"access_token": message, "expires_in": numeric, "scope": numeric}),
+                serde_json::json!({"id": message, "threadId": numeric}),
+                serde_json::json!([message, numeric]),
+            ];
+            for body in bodies {
+                let body = serde_json::to_vec(&body).unwrap();
+                if let Err((error, _)) = interpret(reply(status, body.clone(), Some(message.clone())), SystemTime::now(), &[]) {
+                    let _ = error.into_send_error(Transcript::new()).remediation();
+                }
+                let _ = crate::token::parse_grant(&body);
+                let _ = crate::error::retry_after_in_message(&message, SystemTime::now());
+            }
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_keep_a_proxy_prefix() {
+        let base: url::Url = "https://proxy.example/google/".parse().unwrap();
+        assert_eq!(
+            endpoint_url(&base, SEND_PATH, Some("uploadType=media")).as_str(),
+            "https://proxy.example/google/upload/gmail/v1/users/me/messages/send?uploadType=media"
+        );
+        let base: url::Url = "https://gmail.googleapis.com".parse().unwrap();
+        assert_eq!(
+            endpoint_url(&base, SEND_PATH, None).as_str(),
+            "https://gmail.googleapis.com/upload/gmail/v1/users/me/messages/send"
+        );
+    }
+}
