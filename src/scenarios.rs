@@ -1,4 +1,4 @@
-//! The scenario catalogue runner: starts each entry's fake server, writes a config for it, runs the validate flow and compares the classified error with the expectation.
+//! The scenario catalogue runner: starts each entry's fake server (SMTP, or an EWS / Google endpoint on loopback HTTP), writes a config for it, runs the validate flow and compares the classified error with the expectation.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,9 +8,14 @@ use mailroom_core::{CompanyEmail, Mailbox, SendError, ServiceConfig, Transport};
 use mailroom_smtp::{Resolver, SmtpTransport};
 use mailroom_testkit::{FakeSmtpServer, Fault, KitError, ListenerTls, Persona, Reply, ScriptedSmtpServer, Step};
 use serde::Deserialize;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
 
-/// The catalogue shipped in `fixtures/scenarios/smtp.toml`.
+/// The Web Mail catalogue shipped in `fixtures/scenarios/smtp.toml`.
 pub const SMTP_CATALOGUE: &str = include_str!("../fixtures/scenarios/smtp.toml");
+
+/// The Exchange and Email Services catalogue shipped in `fixtures/scenarios/http.toml`.
+pub const HTTP_CATALOGUE: &str = include_str!("../fixtures/scenarios/http.toml");
 
 /// The account every fake server accepts.
 pub const ACCOUNT: (&str, &str) = ("erp@company.com", "right-password");
@@ -30,6 +35,9 @@ pub struct Scenario {
     pub description: String,
     /// The documented ERP error expected, if any.
     pub documented_error: Option<String>,
+    /// The service type of the client config: `web_mail` (default), `exchange` or `email_services`.
+    #[serde(default = "web_mail")]
+    pub service: String,
     /// The expected kind (`ok` for success).
     pub kind: String,
     /// The expected field.
@@ -84,6 +92,29 @@ pub enum ServerSpec {
         /// The reply after the message data, as `[code, "line", …]`.
         end_of_data_reply: Option<Vec<toml::Value>>,
     },
+    /// An EWS endpoint answering every request with one captured reply.
+    Ews {
+        /// The HTTP status.
+        status: u16,
+        /// The body, a file under `fixtures/` (e.g. `ews/create_item_success.xml`).
+        fixture: Option<String>,
+        /// Extra response headers as `[name, value]` pairs (repeat a name for several values).
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+    /// Google's token endpoint (`/token`) and the Gmail upload endpoint, each with one reply.
+    Google {
+        /// The token endpoint's status.
+        token_status: u16,
+        /// Its body, a file under `fixtures/`.
+        token_fixture: String,
+        /// The upload endpoint's status.
+        #[serde(default = "http_ok")]
+        api_status: u16,
+        /// Its body (default `google/send_success.json`).
+        #[serde(default = "gmail_sent")]
+        api_fixture: String,
+    },
     /// A port nothing listens on.
     ClosedPort,
     /// No server: the scenario is about the config alone.
@@ -96,6 +127,18 @@ fn yes() -> bool {
 
 fn starttls() -> String {
     "starttls".into()
+}
+
+fn web_mail() -> String {
+    "web_mail".into()
+}
+
+fn http_ok() -> u16 {
+    200
+}
+
+fn gmail_sent() -> String {
+    "google/send_success.json".into()
 }
 
 /// The client side of a scenario.
@@ -167,11 +210,14 @@ impl Outcome {
     }
 }
 
-/// Parses the SMTP catalogue.
+/// Parses both catalogues: Web Mail first, then Exchange and Email Services.
 pub fn load_catalogue() -> Result<Vec<Scenario>, String> {
-    toml::from_str::<Catalogue>(SMTP_CATALOGUE)
-        .map(|c| c.scenario)
-        .map_err(|e| format!("fixtures/scenarios/smtp.toml: {e}"))
+    let mut scenarios = Vec::new();
+    for (name, text) in [("smtp.toml", SMTP_CATALOGUE), ("http.toml", HTTP_CATALOGUE)] {
+        let catalogue: Catalogue = toml::from_str(text).map_err(|e| format!("fixtures/scenarios/{name}: {e}"))?;
+        scenarios.extend(catalogue.scenario);
+    }
+    Ok(scenarios)
 }
 
 /// A running server, held only so it lives until the scenario ends.
@@ -179,6 +225,7 @@ pub fn load_catalogue() -> Result<Vec<Scenario>, String> {
 enum Running {
     Fake(FakeSmtpServer),
     Script(ScriptedSmtpServer),
+    Http(wiremock::MockServer),
     Nothing,
 }
 
@@ -290,6 +337,39 @@ async fn start(spec: &ServerSpec) -> Result<Started, String> {
                 _server: Running::Script(server),
             })
         }
+        ServerSpec::Ews { status, fixture, headers } => {
+            let mut reply = ResponseTemplate::new(*status);
+            for (name, value) in headers {
+                reply = reply.append_header(name.as_str(), value.as_str());
+            }
+            if let Some(fixture) = fixture {
+                reply = reply
+                    .insert_header("content-type", "text/xml; charset=utf-8")
+                    .set_body_string(read_fixture(fixture)?);
+            }
+            let server = wiremock::MockServer::start().await;
+            Mock::given(method("POST")).and(path("/EWS/Exchange.asmx")).respond_with(reply).mount(&server).await;
+            Ok(Started { port: server.address().port(), ca_pem: None, _server: Running::Http(server) })
+        }
+        ServerSpec::Google { token_status, token_fixture, api_status, api_fixture } => {
+            let json = |status: u16, fixture: &str| -> Result<ResponseTemplate, String> {
+                Ok(ResponseTemplate::new(status)
+                    .insert_header("content-type", "application/json; charset=UTF-8")
+                    .set_body_string(read_fixture(fixture)?))
+            };
+            let server = wiremock::MockServer::start().await;
+            Mock::given(method("POST"))
+                .and(path("/token"))
+                .respond_with(json(*token_status, token_fixture)?)
+                .mount(&server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path("/upload/gmail/v1/users/me/messages/send"))
+                .respond_with(json(*api_status, api_fixture)?)
+                .mount(&server)
+                .await;
+            Ok(Started { port: server.address().port(), ca_pem: None, _server: Running::Http(server) })
+        }
         ServerSpec::ClosedPort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -300,10 +380,31 @@ async fn start(spec: &ServerSpec) -> Result<Started, String> {
     }
 }
 
+fn read_fixture(relative: &str) -> Result<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(relative);
+    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The Company Email config a scenario's client uses.
-pub fn client_config(client: &ClientSpec, port: u16, ca_file: Option<&Path>) -> String {
+pub fn client_config(service: &str, client: &ClientSpec, port: u16, ca_file: Option<&Path>) -> String {
     if let Some(config) = &client.config {
         return config.clone();
+    }
+    let header = format!("email_address = \"{}\"\ndisplay_name = \"Company ERP\"\n", ACCOUNT.0);
+    match service {
+        "exchange" => {
+            return format!(
+                "service = \"exchange\"\n{header}\n[exchange]\nuri = \"http://127.0.0.1:{port}/EWS/Exchange.asmx\"\ndomain = \"company.com\"\nusername = \"erp\"\npassword = \"{}\"\nauth = \"basic\"\ntimeout_secs = {}\n",
+                client.password, client.timeout_secs
+            );
+        }
+        "email_services" => {
+            return format!(
+                "service = \"email_services\"\n{header}\n[email_services]\nclient_id = \"1234-scenario.apps.googleusercontent.com\"\nclient_secret = \"scenario-client-secret\"\nrefresh_token = \"1//scenario-refresh-token\"\nauth_uri = \"http://127.0.0.1:{port}/auth\"\ntoken_uri = \"http://127.0.0.1:{port}/token\"\napi_base = \"http://127.0.0.1:{port}/\"\ntimeout_secs = {}\n",
+                client.timeout_secs
+            );
+        }
+        _ => {}
     }
     let mut text = format!(
         "service = \"web_mail\"\nemail_address = \"{}\"\ndisplay_name = \"Company ERP\"\n\n[web_mail]\nserver = \"{}\"\nport = {port}\nenable_ssl = {}\ntimeout_secs = {}\n",
@@ -351,7 +452,7 @@ pub async fn run(scenario: &Scenario, workdir: &Path) -> Outcome {
         }
         _ => None,
     };
-    let text = client_config(&scenario.client, started.port, ca_file.as_deref());
+    let text = client_config(&scenario.service, &scenario.client, started.port, ca_file.as_deref());
     let clock = Instant::now();
     let loaded: LoadedConfig = match mailroom::load_config_text(&text, workdir, &|_| None) {
         Ok(loaded) => loaded,
@@ -375,7 +476,10 @@ pub async fn run(scenario: &Scenario, workdir: &Path) -> Outcome {
 
 async fn send_test_mail(config: &CompanyEmail, text: &str, to: Option<Mailbox>) -> Result<String, SendError> {
     let ServiceConfig::WebMail(smtp) = &config.service else {
-        return Err(SendError::new(mailroom_core::ErrorKind::InvalidConfig, "the scenario catalogue covers Web Mail"));
+        // The HTTP services' endpoints are loopback URLs: no name to resolve.
+        let transport = mailroom::transport_for(config)?;
+        let validated = mailroom::validate(transport.as_ref(), config, text, to).await?;
+        return Ok(validated.receipt().message_id.clone());
     };
     let transport = SmtpTransport::builder(config.sender.clone(), smtp).resolver(hermetic_resolver()).build()?;
     let validated = mailroom::validate(&transport as &dyn Transport, config, text, to).await?;

@@ -1,4 +1,4 @@
-//! Runs the SMTP scenario catalogue (fixtures/scenarios/smtp.toml): every documented error reproduced against embedded fake servers.
+//! Runs the scenario catalogues (fixtures/scenarios/smtp.toml and http.toml): every documented error reproduced against embedded fake servers, for all three services.
 
 use mailroom_e2e::scenarios::{load_catalogue, run_all, table};
 
@@ -44,5 +44,14 @@ fn the_catalogue_covers_what_the_issue_lists() {
     let documented: Vec<String> = load_catalogue().unwrap().into_iter().filter_map(|s| s.documented_error).collect();
     for error in ["authentication", "server_or_port", "ssl_setting", "exchange_domain"] {
         assert!(documented.iter().any(|d| d == error), "no scenario for the documented error {error}");
+    }
+    let catalogue = load_catalogue().unwrap();
+    for service in ["web_mail", "exchange", "email_services"] {
+        for kind in ["ok", "auth_failed", "connect_failed"] {
+            assert!(
+                catalogue.iter().any(|s| s.service == service && s.kind == kind),
+                "no {service} scenario expecting {kind}"
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@ cargo xtask <task>
 
 Tasks:
   demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event
-  scenarios          run the SMTP scenario catalogue (fixtures/scenarios/smtp.toml) and print the table
+  scenarios          run the scenario catalogues (fixtures/scenarios/smtp.toml, http.toml) and print the table
   fake-smtp          run a fake SMTP server in the foreground: [--persona gmail|gmail-465|office365|plain] [--port N]
   bench              benchmarks (release build): `bench smtp [--sink HOST:PORT] [--json]`, `bench events [--json]`
   ci                 what CI runs: fmt check, clippy -D warnings, the test suite
