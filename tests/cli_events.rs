@@ -122,6 +122,11 @@ async fn send_delivers_the_rendered_event_with_its_attachments() {
     assert!(first.attachments.iter().all(|a| a.content_type == "application/pdf" && a.bytes.starts_with(b"%PDF-")));
     assert_eq!(first.header("Message-ID").map(str::trim), json["message_id"].as_str());
     assert_eq!(received[1].recipients, ["qa@company.com"], "--to sends only to the given address");
+    assert_ne!(
+        received[1].parsed().header("Message-ID"),
+        first.header("Message-ID"),
+        "a redirected test copy must not share the real send's Message-ID"
+    );
     assert_eq!(received[1].parsed().to[0].address, "qa@company.com");
 }
 

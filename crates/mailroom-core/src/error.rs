@@ -482,8 +482,14 @@ impl SendError {
                 ));
                 true
             }
-            (ErrorKind::TlsCertificate, Some(_)) => {
-                push("Use the host name the server's certificate is issued for; if it uses your company's own certificate authority, set ca_file to that CA's PEM file.".into());
+            (ErrorKind::TlsCertificate, Some(_)) if field.starts_with("exchange") => {
+                push("Use the host name the server's certificate is issued for; if it uses your company's own certificate authority, set exchange.ca_file to that CA's PEM file.".into());
+                true
+            }
+            (ErrorKind::TlsCertificate, Some(endpoint)) => {
+                push(format!(
+                    "Check {endpoint}: Google's endpoints carry publicly trusted certificates, so an untrusted one means the URL points elsewhere or a TLS-inspecting proxy sits in between; let it pass Google's hosts through untouched."
+                ));
                 true
             }
             (ErrorKind::AuthDisabled, Some(_)) if field.starts_with("exchange") => {
@@ -780,6 +786,7 @@ mod tests {
             (ErrorKind::Timeout, "email_services.api_base"),
             (ErrorKind::TlsMismatch, "exchange.uri"),
             (ErrorKind::AuthDisabled, "exchange.password"),
+            (ErrorKind::TlsCertificate, "email_services.token_uri"),
         ] {
             let steps = SendError::new(kind, "x").with_field(field).remediation().join("\n");
             assert!(
@@ -791,6 +798,8 @@ mod tests {
         assert!(smtp.contains("587"), "{smtp}");
         let ews = SendError::new(ErrorKind::AuthDisabled, "x").with_field("exchange.password").remediation().join("\n");
         assert!(ews.contains("auth = \"oauth\""), "{ews}");
+        let google = SendError::new(ErrorKind::TlsCertificate, "x").with_field("email_services.api_base").remediation();
+        assert!(!google.join("\n").contains("ca_file"), "[email_services] has no ca_file: {google:?}");
     }
 
     #[test]
