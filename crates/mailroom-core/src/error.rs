@@ -314,6 +314,8 @@ struct Details {
     retry: Retry,
     detail: String,
     hints: Vec<String>,
+    /// The hints are the whole remediation: the generic advice of the kind would not fit.
+    hints_complete: bool,
     provider: Option<Provider>,
     transcript: Option<Transcript>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
@@ -329,6 +331,7 @@ impl SendError {
             retry: Retry::default_for(kind),
             detail: detail.into(),
             hints: Vec::new(),
+            hints_complete: false,
             provider: None,
             transcript: None,
             source: None,
@@ -361,6 +364,13 @@ impl SendError {
     /// Adds a remediation step specific to this situation; shown before the generic steps.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.0.hints.push(hint.into());
+        self
+    }
+
+    /// Makes the hints the whole remediation, without the kind's generic advice: for errors
+    /// outside sending (a sign-in flow, say) where advice about mail servers would mislead.
+    pub fn with_complete_hints(mut self) -> Self {
+        self.0.hints_complete = true;
         self
     }
 
@@ -455,6 +465,9 @@ impl SendError {
     /// Concrete steps that fix the problem, most specific first.
     pub fn remediation(&self) -> Vec<String> {
         let mut steps = self.0.hints.clone();
+        if self.0.hints_complete && !steps.is_empty() {
+            return steps;
+        }
         let field = self.0.field.unwrap_or("the config");
         let preset = self.0.provider.map(Provider::preset);
         let mut push = |step: String| {
@@ -575,6 +588,9 @@ impl SendError {
             }
             ErrorKind::RateLimited => {
                 push("The server is throttling this account: wait before sending more (mailroom honours the server's back-off hint) or spread the sends out.".into());
+            }
+            ErrorKind::ServiceUnavailable if !self.0.retry.is_temporary() => {
+                push("The server failed after it had the whole message: check whether it went out (Sent folder, or ask the recipient) before sending it again; nothing needs changing in the config.".into());
             }
             ErrorKind::ServiceUnavailable => {
                 push("The service is temporarily unavailable: try again in a few minutes; nothing needs changing in the config.".into());
@@ -777,6 +793,16 @@ mod tests {
             let report = serde_json::to_value(err.report()).unwrap();
             assert_eq!(report["kind"], kind.as_str());
         }
+    }
+
+    #[test]
+    fn complete_hints_replace_the_generic_advice() {
+        let error = SendError::new(ErrorKind::Timeout, "x").with_hint("Open the link before the time runs out.");
+        assert!(error.remediation().len() > 1);
+        let error = error.with_complete_hints();
+        assert_eq!(error.remediation(), ["Open the link before the time runs out."]);
+        let after_upload = SendError::new(ErrorKind::ServiceUnavailable, "x").with_retry(Retry::Permanent);
+        assert!(!after_upload.remediation().join(" ").contains("try again in a few minutes"));
     }
 
     #[test]

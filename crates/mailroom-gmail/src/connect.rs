@@ -1,4 +1,4 @@
-//! The OAuth2 installed-app loopback flow behind `mailroom connect google`: consent URL (PKCE S256, `state`, offline access), a one-shot listener on 127.0.0.1, the code exchange.
+//! The OAuth2 installed-app loopback flow behind `mailroom connect google`: consent URL (PKCE S256, `state`, offline access), a listener on 127.0.0.1 that waits for the redirect carrying its `state`, the code exchange, and the check that the grant can send.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,14 +10,16 @@ use mailroom_core::{ErrorKind, Secret, SendError, Transcript};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 
+use crate::error::scope_allows_send;
 use crate::http;
 use crate::token::{Param, TokenClient};
 
 /// The only scope mailroom asks for: send mail as the account, nothing else.
 pub const GMAIL_SEND_SCOPE: &str = "https://www.googleapis.com/auth/gmail.send";
 
-/// How long the browser may take to send one request to the listener.
+/// How long the browser may take to send one request to the listener (and to take the reply).
 const REQUEST_READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// A consent in progress: the URL to open and a listener waiting for Google's redirect.
@@ -71,11 +73,19 @@ pub enum ConnectError {
         /// The `error_description` parameter, if any.
         description: Option<String>,
     },
-    /// The redirect's `state` is not the one this flow sent (a stale tab or a forged request).
+    /// No redirect for this sign-in arrived in time, but one with another `state` did (a
+    /// stale tab, another run's link, or a forged request); it was refused.
     #[error(
-        "the redirect's state parameter does not match this sign-in: start `mailroom connect google` again and use the link it prints"
+        "the browser came back with the state parameter of another sign-in (an older tab or link), which was refused, and no answer for this sign-in arrived in time"
     )]
     StateMismatch,
+    /// Google granted access without a scope that can send mail (the user unticked "Send
+    /// email on your behalf" on the granular consent screen). Nothing was stored.
+    #[error("Google granted only {scope}, which does not include sending mail ({GMAIL_SEND_SCOPE})")]
+    ScopeNotGranted {
+        /// The granted scopes, space-separated, as Google listed them.
+        scope: String,
+    },
     /// No redirect arrived in time.
     #[error("no answer from the browser within {} s", .0.as_secs())]
     TimedOut(Duration),
@@ -88,18 +98,29 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The classified error, for the CLI's JSON and remediation output.
+    /// The classified error, for the CLI's JSON and remediation output. Each carries a hint
+    /// about the sign-in itself, shown before core's generic advice for the kind.
     pub fn into_send_error(self) -> SendError {
+        const RERUN: &str = "Run `mailroom connect google --config FILE` again, open the link it prints in a browser on this machine, sign in with the Company Email account and click Allow.";
         let detail = self.to_string();
         match self {
             ConnectError::Token(error) => *error,
             ConnectError::Listen(_) => SendError::new(ErrorKind::ConnectFailed, detail)
-                .with_hint("mailroom needs a free local port on 127.0.0.1 to receive Google's answer: check that local connections are allowed."),
+                .with_hint("mailroom needs a free local port on 127.0.0.1 to receive Google's answer: check that local connections are allowed (no firewall or sandbox blocking 127.0.0.1), then run `mailroom connect google --config FILE` again.")
+                .with_complete_hints(),
             ConnectError::Denied { .. } => SendError::new(ErrorKind::PermissionDenied, detail)
                 .with_hint("Run `mailroom connect google --config FILE` again, sign in with the Company Email account and click Allow on Google's consent screen."),
-            ConnectError::StateMismatch => SendError::new(ErrorKind::Protocol, detail),
+            ConnectError::StateMismatch => SendError::new(ErrorKind::Protocol, detail)
+                .with_hint(format!("{RERUN} Close older sign-in tabs first: the page that came back belonged to an earlier link, and only the newest link works."))
+                .with_hint("Nothing needs changing in the config file.")
+                .with_complete_hints(),
             ConnectError::TimedOut(_) => SendError::new(ErrorKind::Timeout, detail)
-                .with_hint("Open the printed link in a browser on this machine (the redirect goes to 127.0.0.1), sign in and click Allow before the time runs out."),
+                .with_hint("Open the printed link in a browser on this machine (the redirect goes to 127.0.0.1), sign in and click Allow before the time runs out.")
+                .with_hint("Run `mailroom connect google --config FILE` again; --wait-secs gives more time. Nothing needs changing in the config file.")
+                .with_complete_hints(),
+            ConnectError::ScopeNotGranted { .. } => SendError::new(ErrorKind::PermissionDenied, detail)
+                .with_field("email_services.refresh_token")
+                .with_hint(format!("Run `mailroom connect google --config FILE` again and, on Google's consent screen, tick the box \"Send email on your behalf\" ({GMAIL_SEND_SCOPE}) before clicking Continue. Nothing was saved.")),
             ConnectError::NoRefreshToken => SendError::new(ErrorKind::OauthReconnectRequired, detail)
                 .with_field("email_services.refresh_token")
                 .with_hint("Remove mailroom's access at https://myaccount.google.com/permissions, then run `mailroom connect google --config FILE` again."),
@@ -107,12 +128,14 @@ impl ConnectError {
     }
 }
 
-fn random_token() -> Result<String, ConnectError> {
+/// 32 random bytes (aws-lc-rs's RNG), base64url: `state`, the PKCE verifier, and the name of
+/// the token file's temporary file.
+pub(crate) fn random_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     rustls::crypto::aws_lc_rs::default_provider()
         .secure_random
         .fill(&mut bytes)
-        .map_err(|_| ConnectError::Listen(std::io::Error::other("the system random generator failed")))?;
+        .map_err(|_| std::io::Error::other("the system random generator failed"))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -128,8 +151,8 @@ impl ConsentFlow {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(ConnectError::Listen)?;
         let port = listener.local_addr().map_err(ConnectError::Listen)?.port();
         let redirect_uri = format!("http://127.0.0.1:{port}");
-        let state = random_token()?;
-        let verifier = Secret::new(random_token()?);
+        let state = random_token().map_err(ConnectError::Listen)?;
+        let verifier = Secret::new(random_token().map_err(ConnectError::Listen)?);
         let mut authorize_url = config.auth_uri.clone();
         {
             let mut query = authorize_url.query_pairs_mut();
@@ -147,7 +170,8 @@ impl ConsentFlow {
                 query.append_pair("login_hint", hint);
             }
         }
-        let http = http::client(config.timeout, &[]).map_err(|e| ConnectError::Listen(std::io::Error::other(e)))?;
+        let http = http::client_for(&config.token_uri, config.timeout, &[])
+            .map_err(|e| ConnectError::Listen(std::io::Error::other(e)))?;
         let tokens = TokenClient {
             http,
             token_uri: config.token_uri.clone(),
@@ -170,61 +194,100 @@ impl ConsentFlow {
 
     /// Waits up to `wait` for the redirect, checks `state`, exchanges the code (with the
     /// PKCE verifier) at `token_uri` and returns the refresh token. The browser gets a short
-    /// page saying how it went. Requests for other paths (a favicon) are answered 404 and
-    /// the wait goes on.
+    /// page saying how it went.
+    ///
+    /// Only the redirect carrying this flow's `state` ends the wait: with a code (the
+    /// exchange) or an `error` (`access_denied`: [`ConnectError::Denied`]). Anything else —
+    /// another `state`, no code, other paths such as `/favicon.ico`, garbage — is answered
+    /// 400 or 404 and the wait goes on. Connections are read concurrently, each within
+    /// a few seconds and never past the deadline, so a client that connects and sends
+    /// nothing cannot hold the flow up. If the deadline passes after a request with another
+    /// `state`, the error is [`ConnectError::StateMismatch`], else [`ConnectError::TimedOut`].
     pub async fn finish(self, wait: Duration) -> Result<Connected, ConnectError> {
         let deadline = tokio::time::Instant::now() + wait;
+        let mut reading: JoinSet<(TcpStream, Option<String>)> = JoinSet::new();
+        let mut saw_other_state = false;
         loop {
-            let accepted = tokio::time::timeout_at(deadline, self.listener.accept()).await;
-            let mut stream = match accepted {
-                Err(_) => return Err(ConnectError::TimedOut(wait)),
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "accepting a loopback connection failed");
+            let (mut stream, target) = tokio::select! {
+                accepted = self.listener.accept() => {
+                    match accepted {
+                        Ok((stream, _)) => {
+                            let limit = deadline.min(tokio::time::Instant::now() + REQUEST_READ_LIMIT);
+                            reading.spawn(read_request_target(stream, limit));
+                        }
+                        Err(error) => {
+                            // Out of file descriptors and the like: do not spin.
+                            tracing::debug!(%error, "accepting a loopback connection failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
                     continue;
                 }
-                Ok(Ok((stream, _))) => stream,
-            };
-            let Some(target) = read_request_target(&mut stream).await else {
-                respond(&mut stream, "400 Bad Request", "This is mailroom's sign-in listener.").await;
-                continue;
-            };
-            let Ok(url) = url::Url::parse(&format!("http://127.0.0.1{target}")) else {
-                respond(&mut stream, "400 Bad Request", "This is mailroom's sign-in listener.").await;
-                continue;
-            };
-            let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
-            if url.path() != "/" || !(params.contains_key("code") || params.contains_key("error")) {
-                respond(&mut stream, "404 Not Found", "This is mailroom's sign-in listener.").await;
-                continue;
-            }
-            if params.get("state") != Some(&self.state) {
-                respond(
-                    &mut stream,
-                    "400 Bad Request",
-                    "This sign-in link is not the current one: run `mailroom connect google` again.",
-                )
-                .await;
-                return Err(ConnectError::StateMismatch);
-            }
-            if let Some(error) = params.get("error") {
-                respond(&mut stream, "200 OK", "Access was not granted. You can close this window.").await;
-                return Err(ConnectError::Denied {
-                    error: error.clone(),
-                    description: params.get("error_description").cloned(),
-                });
-            }
-            let code = Secret::new(params.get("code").cloned().unwrap_or_default());
-            let result = self.exchange(&code).await;
-            match &result {
-                Ok(_) => {
-                    respond(&mut stream, "200 OK", "mailroom is connected to Gmail. You can close this window.").await
+                Some(read) = reading.join_next(), if !reading.is_empty() => match read {
+                    Ok(read) => read,
+                    Err(_) => continue,
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(if saw_other_state { ConnectError::StateMismatch } else { ConnectError::TimedOut(wait) });
                 }
-                Err(error) => {
-                    let text = format!("Connecting failed: {error}. Details are in the terminal.");
-                    respond(&mut stream, "200 OK", &text).await
+            };
+            match self.judge(target.as_deref()) {
+                Verdict::Stray { status, text, other_state } => {
+                    saw_other_state |= other_state;
+                    tokio::spawn(async move { respond(&mut stream, status, text).await });
+                }
+                Verdict::Denied { error, description } => {
+                    respond(&mut stream, "200 OK", "Access was not granted. You can close this window.").await;
+                    return Err(ConnectError::Denied { error, description });
+                }
+                Verdict::Code(code) => {
+                    let result = self.exchange(&code).await;
+                    match &result {
+                        Ok(_) => {
+                            respond(&mut stream, "200 OK", "mailroom is connected to Gmail. You can close this window.")
+                                .await
+                        }
+                        Err(error) => {
+                            let text = format!("Connecting failed: {error}. Details are in the terminal.");
+                            respond(&mut stream, "200 OK", &text).await
+                        }
+                    }
+                    return result;
                 }
             }
-            return result;
+        }
+    }
+
+    /// What to do with one request to the listener.
+    fn judge(&self, target: Option<&str>) -> Verdict {
+        const LISTENER: &str = "This is mailroom's sign-in listener.";
+        let Some(url) = target.and_then(|t| url::Url::parse(&format!("http://127.0.0.1{t}")).ok()) else {
+            return Verdict::Stray { status: "400 Bad Request", text: LISTENER, other_state: false };
+        };
+        if url.path() != "/" {
+            return Verdict::Stray { status: "404 Not Found", text: LISTENER, other_state: false };
+        }
+        let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        if !["state", "code", "error"].iter().any(|key| params.contains_key(*key)) {
+            return Verdict::Stray { status: "400 Bad Request", text: LISTENER, other_state: false };
+        }
+        if params.get("state") != Some(&self.state) {
+            return Verdict::Stray {
+                status: "400 Bad Request",
+                text: "This sign-in link is not the current one: finish the sign-in in the tab opened from the link mailroom printed last, or run `mailroom connect google` again.",
+                other_state: true,
+            };
+        }
+        if let Some(error) = params.get("error") {
+            return Verdict::Denied { error: error.clone(), description: params.get("error_description").cloned() };
+        }
+        match params.get("code").filter(|c| !c.is_empty()) {
+            Some(code) => Verdict::Code(Secret::new(code.clone())),
+            None => Verdict::Stray {
+                status: "400 Bad Request",
+                text: "This answer from Google carries no authorization code.",
+                other_state: false,
+            },
         }
     }
 
@@ -243,13 +306,43 @@ impl ConsentFlow {
             )
             .await
             .map_err(|e| ConnectError::Token(Box::new(e.into_send_error(transcript))))?;
+        // Google's granular consent screen lets the user untick the send scope and still
+        // returns a refresh token: one that can never send. Refuse it rather than store it.
+        if let Some(scope) = grant.scope.as_deref()
+            && !scope_allows_send(scope)
+        {
+            return Err(ConnectError::ScopeNotGranted { scope: scope.to_owned() });
+        }
         let refresh_token = grant.refresh_token.ok_or(ConnectError::NoRefreshToken)?;
         Ok(Connected { refresh_token, scope: grant.scope })
     }
 }
 
-/// Reads one request head (at most 16 KiB) and returns the target of a GET.
-async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
+/// What a request to the listener means for the flow.
+enum Verdict {
+    /// Not this flow's redirect: answer it and keep waiting.
+    Stray {
+        /// The status line.
+        status: &'static str,
+        /// The page text.
+        text: &'static str,
+        /// It carried another sign-in's `state`.
+        other_state: bool,
+    },
+    /// This flow's redirect, with an `error` (the user clicked Cancel, or Google refused).
+    Denied {
+        /// The `error` parameter.
+        error: String,
+        /// The `error_description` parameter.
+        description: Option<String>,
+    },
+    /// This flow's redirect, with the authorization code.
+    Code(Secret),
+}
+
+/// Reads one request head (at most 16 KiB) until `limit` and returns the stream and the
+/// target of a GET (`None` for anything else, or nothing in time).
+async fn read_request_target(mut stream: TcpStream, limit: tokio::time::Instant) -> (TcpStream, Option<String>) {
     let mut head = Vec::new();
     let mut buffer = [0u8; 2048];
     let read = async {
@@ -262,15 +355,18 @@ async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
         }
         Some(())
     };
-    tokio::time::timeout(REQUEST_READ_LIMIT, read).await.ok()??;
+    if tokio::time::timeout_at(limit, read).await.ok().flatten().is_none() {
+        return (stream, None);
+    }
     let text = String::from_utf8_lossy(&head);
-    let mut parts = text.lines().next()?.split(' ');
-    match (parts.next(), parts.next(), parts.next()) {
+    let mut parts = text.lines().next().unwrap_or_default().split(' ');
+    let target = match (parts.next(), parts.next(), parts.next()) {
         (Some("GET"), Some(target), Some(version)) if target.starts_with('/') && version.starts_with("HTTP/") => {
             Some(target.to_owned())
         }
         _ => None,
-    }
+    };
+    (stream, target)
 }
 
 async fn respond(stream: &mut TcpStream, status: &str, text: &str) {

@@ -141,7 +141,19 @@ pub enum GmailError {
         /// What the network said.
         reason: String,
     },
-    /// The TLS handshake failed (untrusted, expired or wrong-host certificate, or not TLS).
+    /// The server at an https:// endpoint does not speak TLS (plain HTTP or another protocol
+    /// on that port, or something in between answering in cleartext).
+    #[error("the {endpoint} at {url} did not answer in TLS: {reason}")]
+    NotTls {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// Its URL.
+        url: String,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The TLS handshake failed (untrusted, expired or wrong-host certificate, or another
+    /// handshake failure such as no common protocol version).
     #[error("the TLS handshake with the {endpoint} at {url} failed: {reason}")]
     Tls {
         /// The endpoint.
@@ -302,13 +314,29 @@ pub(crate) fn scope_allows_send(scope: &str) -> bool {
 }
 
 impl GmailError {
-    /// True when Gmail may already have accepted the message.
+    /// True when Gmail may already have accepted the message (when the error came from an
+    /// upload): the connection was lost after the upload, or Gmail answered 500, 502 or 504.
     pub fn may_have_delivered(&self) -> bool {
-        matches!(self, GmailError::LostAfterUpload { .. })
+        match self {
+            GmailError::LostAfterUpload { .. } => true,
+            GmailError::Api { status, .. } => *status >= 500 && *status != 503,
+            _ => false,
+        }
     }
 
-    /// The core error for this failure; `transcript` is the redacted exchange so far.
+    /// The core error for this failure; `transcript` is the redacted exchange so far. An
+    /// [`GmailError::Api`] reply is taken as the answer to an upload of a real message.
     pub fn into_send_error(self, transcript: Transcript) -> SendError {
+        self.classify(transcript, true)
+    }
+
+    /// [`GmailError::into_send_error`] for the diagnose probe, whose upload cannot deliver
+    /// anything (no Sent-folder advice).
+    pub(crate) fn into_probe_error(self, transcript: Transcript) -> SendError {
+        self.classify(transcript, false)
+    }
+
+    fn classify(self, transcript: Transcript, carried_message: bool) -> SendError {
         let detail = self.to_string();
         let error = match &self {
             GmailError::Connect { endpoint, url, .. } => SendError::new(ErrorKind::ConnectFailed, detail)
@@ -318,10 +346,19 @@ impl GmailError {
                     endpoint.field(),
                     endpoint.default_value()
                 )),
-            GmailError::Tls { endpoint, .. } => SendError::new(ErrorKind::TlsCertificate, detail)
+            GmailError::NotTls { endpoint, url, .. } => SendError::new(ErrorKind::TlsMismatch, detail)
                 .with_field(endpoint.field())
                 .with_hint(format!(
-                    "The server at {} did not present a certificate mailroom trusts: use Google's own endpoint ({}) or, for a TLS-inspecting proxy, trust its CA.",
+                    "{} = {url} is an https:// address, but the server there answered without TLS: check the URL (scheme, host and port; the default is {}), or whether a proxy or captive portal on this network answers in its place.",
+                    endpoint.field(),
+                    endpoint.default_value()
+                )),
+            // [email_services] has no ca_file: mailroom trusts the public web PKI for Google's
+            // endpoints, so the advice is about the URL and whatever intercepts the traffic.
+            GmailError::Tls { endpoint, url, .. } => SendError::new(ErrorKind::TlsCertificate, detail)
+                .with_field(endpoint.field())
+                .with_hint(format!(
+                    "The server at {} = {url} did not present a certificate mailroom trusts: check the URL (the default is {}); if a TLS-intercepting proxy sits on this network, it must let Google's hosts through untouched.",
                     endpoint.field(),
                     endpoint.default_value()
                 )),
@@ -338,7 +375,7 @@ impl GmailError {
             GmailError::Network { .. } => SendError::new(ErrorKind::ServiceUnavailable, detail),
             GmailError::TokenRefused { status, body } => classify_token_error(*status, body, detail),
             GmailError::Api { status, error, retry_after, retry_at } => {
-                classify_api_error(*status, error, *retry_after, retry_at.as_deref(), detail)
+                classify_api_error(*status, error, *retry_after, retry_at.as_deref(), detail, carried_message)
             }
             GmailError::Malformed { endpoint, .. } => SendError::new(ErrorKind::Protocol, detail)
                 .with_field(endpoint.field())
@@ -393,13 +430,15 @@ fn classify_token_error(status: u16, body: &TokenErrorBody, detail: String) -> S
     error.with_reply(reply)
 }
 
-/// Classifies a Gmail API error reply by reason first, then by HTTP status.
+/// Classifies a Gmail API error reply by reason first, then by HTTP status;
+/// `carried_message` when the request uploaded a deliverable message.
 fn classify_api_error(
     status: u16,
     api: &ApiError,
     retry_after: Option<Duration>,
     retry_at: Option<&str>,
     detail: String,
+    carried_message: bool,
 ) -> SendError {
     let reply = ServerReply::http(status, api.primary_reason(), api.message.clone());
     let message = api.message.to_ascii_lowercase();
@@ -413,9 +452,17 @@ fn classify_api_error(
     ]
     .iter()
     .any(|r| api.has(r));
+    // Whether the facade's RetryLayer may send the message again on its own. API errors come
+    // from the upload (or the probe's undeliverable one), which carried the whole message:
+    // only replies that say Gmail did not take it are safe to resend automatically. 429 and
+    // 503 are refusals at the door; a 4xx throttling reason (403 userRateLimitExceeded, still
+    // documented by Google) is a refusal too. A 500 backendError, 502 or 504 may come after
+    // Gmail stored and sent the message (the gateway or a backend failed on the way back), so
+    // those are never retried automatically.
+    let temporary = status == 429 || status == 503 || (throttled && (400..500).contains(&status));
+    let retry = if temporary { Retry::Temporary { after: retry_after } } else { Retry::Permanent };
     let error = if throttled || status == 429 {
-        let mut error =
-            SendError::new(ErrorKind::RateLimited, detail).with_retry(Retry::Temporary { after: retry_after });
+        let mut error = SendError::new(ErrorKind::RateLimited, detail).with_retry(retry);
         if let Some(at) = retry_at {
             error = error.with_hint(format!(
                 "Gmail asks to wait until {at} before sending again (the daily sending limit answers the same way)."
@@ -464,11 +511,23 @@ fn classify_api_error(
     } else if status == 403 {
         SendError::new(ErrorKind::PermissionDenied, detail)
     } else if status >= 500 {
-        SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(Retry::Temporary { after: retry_after })
+        // A 500/502/504 is service_unavailable (DESIGN.md's row for a 5xx backend error, with
+        // Gmail's reply kept) rather than delivery_unknown, whose advice speaks of a dropped
+        // connection: Gmail did answer, with a failure that may have come before or after the
+        // send. It is not retryable (see `temporary`), and the hint below keeps a duplicate
+        // from going out by hand.
+        SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(retry)
     } else {
         SendError::new(ErrorKind::Protocol, detail).with_field("email_services.api_base").with_hint(
             "email_services.api_base should be the Gmail API (https://gmail.googleapis.com); a proxy or another service may be answering.",
         )
+    };
+    let error = if carried_message && status >= 500 && status != 503 {
+        error.with_hint(format!(
+            "Gmail answered HTTP {status} after receiving the whole message, so it may have been sent anyway: look in the Sent folder of the connected Gmail account before sending it again (mailroom does not resend it on its own)."
+        ))
+    } else {
+        error
     };
     error.with_reply(reply)
 }

@@ -1,4 +1,4 @@
-//! The HTTP plumbing shared by the token, send, probe and consent requests: one reqwest client (rustls on aws-lc-rs, no redirects), bounded body reads, and the classification of transport failures.
+//! The HTTP plumbing shared by the token, send, probe and consent requests: the reqwest clients (rustls on aws-lc-rs, no redirects, no proxy for loopback endpoints), bounded body reads, and the classification of transport failures.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +11,26 @@ use crate::error::{Endpoint, GmailError};
 /// The most of a reply body read; Google's replies are a few hundred bytes.
 pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024;
 
-/// Builds the client: Mozilla's roots plus `extra_roots`, aws-lc-rs, HTTP/1.1, no redirects
-/// (a redirected POST would resend the credentials or the message elsewhere).
+/// How long an idle pooled connection is kept. Google's front ends close idle connections
+/// after a few minutes and proxies often much sooner; reusing one the server already closed
+/// can fail an upload mid-way, which then reads as `delivery_unknown`.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+
+/// True when requests to `url` must bypass any proxy: `http://` endpoints (which the config
+/// allows only on loopback) and loopback hosts. A proxy cannot reach this machine's loopback
+/// anyway, and over `http://` it would read the client secret, the tokens and the message.
+pub(crate) fn bypasses_proxy(url: &url::Url) -> bool {
+    url.scheme() == "http" || url.host_str().is_some_and(mailroom_core::config::checks::is_loopback_host)
+}
+
+/// Builds a client: Mozilla's roots plus `extra_roots`, aws-lc-rs, HTTP/1.1, no redirects
+/// (a redirected POST would resend the credentials or the message elsewhere). With `direct`
+/// it ignores the proxy settings of the environment (see [`bypasses_proxy`]); otherwise it
+/// honours them, as networks that reach Google only through a proxy need.
 pub(crate) fn client(
     connect_timeout: Duration,
     extra_roots: &[CertificateDer<'static>],
+    direct: bool,
 ) -> Result<reqwest::Client, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -29,13 +44,25 @@ pub(crate) fn client(
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
-        .user_agent(concat!("mailroom-gmail/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
+        .pool_idle_timeout(POOL_IDLE)
+        .user_agent(concat!("mailroom-gmail/", env!("CARGO_PKG_VERSION")));
+    if direct {
+        builder = builder.no_proxy();
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The client for `url`: [`client`], direct when [`bypasses_proxy`] says so.
+pub(crate) fn client_for(
+    url: &url::Url,
+    connect_timeout: Duration,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<reqwest::Client, String> {
+    client(connect_timeout, extra_roots, bypasses_proxy(url))
 }
 
 /// A reply as far as it could be read.
@@ -81,8 +108,12 @@ pub(crate) fn classify(
     let url = url.to_owned();
     let reason = describe(error);
     if error.is_connect() {
-        if let Some(tls) = tls_cause(error) {
-            return GmailError::Tls { endpoint, url, reason: tls };
+        match tls_cause(error) {
+            Some((TlsCause::NotTls, reason)) => return GmailError::NotTls { endpoint, url, reason },
+            Some((TlsCause::Certificate | TlsCause::Other, reason)) => {
+                return GmailError::Tls { endpoint, url, reason };
+            }
+            None => {}
         }
         let reason = if error.is_timeout() { format!("connect timed out ({reason})") } else { reason };
         return GmailError::Connect { endpoint, url, reason };
@@ -121,17 +152,41 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// The rustls error in the chain, if the failure was the TLS handshake.
-fn tls_cause(error: &reqwest::Error) -> Option<String> {
+/// What kind of TLS handshake failure it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsCause {
+    /// The peer does not speak TLS (plain HTTP or another protocol on an https:// port):
+    /// rustls saw a corrupt or out-of-place record (`InvalidContentType` and the like).
+    NotTls,
+    /// The certificate is untrusted, expired or for another host.
+    Certificate,
+    /// Any other handshake failure (no common protocol version or cipher, an alert).
+    Other,
+}
+
+impl TlsCause {
+    fn of(error: &rustls::Error) -> TlsCause {
+        match error {
+            rustls::Error::InvalidMessage(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. } => TlsCause::NotTls,
+            rustls::Error::InvalidCertificate(_) => TlsCause::Certificate,
+            _ => TlsCause::Other,
+        }
+    }
+}
+
+/// The TLS failure in the chain, if the failure was the TLS handshake: its cause and text.
+fn tls_cause(error: &reqwest::Error) -> Option<(TlsCause, String)> {
     find_tls(error, 0)
 }
 
-fn find_tls(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<String> {
+fn find_tls(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<(TlsCause, String)> {
     if depth > 16 {
         return None;
     }
     if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-        return Some(tls.to_string());
+        return Some((TlsCause::of(tls), tls.to_string()));
     }
     // io::Error::source() skips the error it wraps (and hyper-rustls nests io errors): look inside.
     if let Some(io) = cause.downcast_ref::<std::io::Error>()
@@ -142,8 +197,37 @@ fn find_tls(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<S
             return Some(found);
         }
         if io.kind() == std::io::ErrorKind::InvalidData && inner.downcast_ref::<std::io::Error>().is_none() {
-            return Some(format!("the server does not speak TLS: {inner}"));
+            return Some((TlsCause::NotTls, format!("the server does not speak TLS: {inner}")));
         }
     }
     cause.source().and_then(|next| find_tls(next, depth + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_http_endpoints_bypass_the_proxy() {
+        for url in ["http://127.0.0.1:8080/token", "http://localhost/x", "http://[::1]:9/", "https://localhost:443/"] {
+            assert!(bypasses_proxy(&url.parse().unwrap()), "{url}");
+        }
+        for url in ["https://oauth2.googleapis.com/token", "https://gmail.googleapis.com", "https://10.0.0.1/"] {
+            assert!(!bypasses_proxy(&url.parse().unwrap()), "{url}");
+        }
+    }
+
+    #[test]
+    fn tls_failures_are_told_apart() {
+        use rustls::{CertificateError, InvalidMessage};
+        assert_eq!(TlsCause::of(&rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType)), TlsCause::NotTls);
+        assert_eq!(
+            TlsCause::of(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            TlsCause::Certificate
+        );
+        assert_eq!(
+            TlsCause::of(&rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)),
+            TlsCause::Other
+        );
+    }
 }

@@ -8,9 +8,11 @@
 //!   [`mailroom_core::TokenCache`] (early refresh, single flight); a token the API rejects
 //!   with 401 is refreshed once and the request retried once.
 //! - [`ConsentFlow`] is the OAuth2 installed-app loopback flow behind
-//!   `mailroom connect google`: consent URL with PKCE (S256) and `state`, a one-shot listener
-//!   on `127.0.0.1`, the code exchange, and the refresh token, which
-//!   [`save_refresh_token`] writes to the config's `token_file`.
+//!   `mailroom connect google`: consent URL with PKCE (S256) and `state`, a listener on
+//!   `127.0.0.1` that waits for the redirect carrying that `state` (stray requests are
+//!   answered and ignored), the code exchange, a check that the granted scope can send, and
+//!   the refresh token, which [`save_refresh_token`] writes to the config's `token_file`
+//!   (owner-only, through a fresh temporary file renamed into place).
 //! - Every failure is a [`GmailError`] inside the driver and a classified
 //!   [`mailroom_core::SendError`] outside, naming the config field to change and keeping
 //!   Google's reply (HTTP status, reason, message). No secret (client secret, refresh token,
@@ -18,7 +20,14 @@
 //!
 //! HTTP goes through reqwest 0.13 on rustls with the aws-lc-rs provider (the workspace's one
 //! crypto provider), trusting Mozilla's roots plus any extra root given to the builder, and
-//! never following redirects.
+//! never following redirects. Google's https endpoints honour the environment's proxy
+//! settings; loopback and `http://` endpoints never go through a proxy.
+//!
+//! Only failures that happened before Gmail could have accepted the message are marked
+//! retryable: 429, 503 and throttling refusals of the upload, connect failures, and 429/5xx
+//! answers of the token endpoint (no message had been sent yet). A 500/502/504 answer to the
+//! upload is not (the message may have gone out), nor is a connection lost after the upload
+//! (`delivery_unknown`).
 
 mod connect;
 mod error;

@@ -135,7 +135,7 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
         Err((error, shown)) => {
             transcript.server(&format!("HTTP {status} {shown}"));
             report.step("api", StepOutcome::Failed, started.elapsed(), error.to_string());
-            report.error = Some(error.into_send_error(transcript));
+            report.error = Some(error.into_probe_error(transcript));
         }
     }
     report

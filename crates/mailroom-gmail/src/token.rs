@@ -297,22 +297,62 @@ pub fn save_refresh_token(
     }
     let mut text = serde_json::to_string_pretty(&document).map_err(std::io::Error::other)?;
     text.push('\n');
+    write_private_file(path, text.as_bytes())
+}
+
+/// Writes `contents` to `path` atomically, readable by the owner only on Unix.
+///
+/// The temporary file gets a fresh random name in the same directory and is created with
+/// `create_new` (O_EXCL: never an existing file, never through a symlink), so a stale or
+/// planted file cannot lend it wider permissions or redirect the write. Its mode is set to
+/// 0600 at creation and again explicitly (the creation mode is filtered by the umask), then
+/// it is written, flushed to disk and renamed over `path`; the directory is flushed too where
+/// the platform allows it.
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "token".into());
-    let temporary = path.with_file_name(format!(".{file_name}.tmp"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    {
-        use std::io::Write;
-        let mut file = options.open(&temporary)?;
-        file.write_all(text.as_bytes())?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut attempts = 0;
+    let (temporary, mut file) = loop {
+        let suffix: String = crate::connect::random_token()?.chars().take(16).collect();
+        let temporary = directory.join(format!(".{file_name}.{suffix}.tmp"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&temporary) {
+            Ok(file) => break (temporary, file),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
+            Err(error) => return Err(error),
+        }
+    };
+    let written = (|| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(contents)?;
         file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
     }
-    std::fs::rename(&temporary, path)
+    #[cfg(unix)]
+    if let Ok(directory) = std::fs::File::open(&directory) {
+        // Makes the rename durable; some file systems refuse fsync on a directory.
+        let _ = directory.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -347,6 +387,8 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["t.json"], "no temporary file is left behind");
         std::fs::write(&path, "1//bare-token\n").unwrap();
         assert_eq!(read_token_file(&path, client).unwrap().expose(), "1//bare-token");
         std::fs::write(&path, "{\"refresh_token\": 5}").unwrap();
@@ -354,5 +396,43 @@ mod tests {
         std::fs::write(&path, "{ not json").unwrap();
         let garbage = read_token_file(&path, client).unwrap_err();
         assert_eq!(garbage.into_send_error(Transcript::new()).field(), Some("email_services.token_file"));
+    }
+
+    /// A stale world-readable temporary file from an older run, or a symlink planted at the
+    /// old predictable temporary path, neither widens the token file's permissions nor
+    /// redirects the write.
+    #[cfg(unix)]
+    #[test]
+    fn stale_or_planted_temporary_files_do_not_leak_the_token() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let client = "1-a.apps.googleusercontent.com";
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("google-token.json");
+        let stale = dir.path().join(".google-token.json.tmp");
+        std::fs::write(&stale, "stale").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        save_refresh_token(&path, client, &Secret::new("1//stale-case"), None).unwrap();
+        assert_eq!(mode(&path), 0o600, "the token file is readable only by its owner");
+        assert_eq!(read_token_file(&path, client).unwrap().expose(), "1//stale-case");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("google-token.json");
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".google-token.json.tmp")).unwrap();
+        save_refresh_token(&path, client, &Secret::new("1//symlink-case"), None).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "the symlink target was not written");
+        assert_eq!(mode(&victim), 0o644);
+        assert_eq!(mode(&path), 0o600);
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(read_token_file(&path, client).unwrap().expose(), "1//symlink-case");
+
+        // An existing world-readable token file is replaced by an owner-only one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        save_refresh_token(&path, client, &Secret::new("1//again"), None).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 }

@@ -118,9 +118,17 @@ impl GmailTransportBuilder {
                 ));
             }
         }
-        let http = http::client(self.config.timeout, &roots).map_err(|e| {
-            SendError::new(mailroom_core::ErrorKind::InvalidConfig, format!("cannot set up HTTPS: {e}"))
-        })?;
+        let setup_failed =
+            |e: String| SendError::new(mailroom_core::ErrorKind::InvalidConfig, format!("cannot set up HTTPS: {e}"));
+        // One client per proxy decision: loopback endpoints go direct, the rest honour the
+        // environment's proxy (see http::bypasses_proxy). Shared when both endpoints agree.
+        let http = http::client_for(&self.config.api_base, self.config.timeout, &roots).map_err(setup_failed)?;
+        let token_http = if http::bypasses_proxy(&self.config.token_uri) == http::bypasses_proxy(&self.config.api_base)
+        {
+            http.clone()
+        } else {
+            http::client_for(&self.config.token_uri, self.config.timeout, &roots).map_err(setup_failed)?
+        };
         let refresh = match (&self.config.refresh_token, &self.config.token_file) {
             (Some(token), _) => RefreshSource::Inline(token.clone()),
             (None, Some(path)) => RefreshSource::File(path.clone()),
@@ -133,7 +141,7 @@ impl GmailTransportBuilder {
         };
         let source = Arc::new(RefreshTokenSource {
             client: TokenClient {
-                http: http.clone(),
+                http: token_http,
                 token_uri: self.config.token_uri.clone(),
                 client_id: self.config.client_id.clone(),
                 client_secret: self.config.client_secret.clone(),
@@ -442,6 +450,40 @@ mod tests {
             }
             let _ = crate::error::TokenErrorBody::parse(&body);
             let _ = crate::token::parse_grant(&body);
+        }
+
+        /// The upload carries the whole message, so an error reply to it is automatically
+        /// retried (temporary) only when Gmail cannot have accepted the message: 429, 503, or
+        /// a 4xx throttling refusal (403 `userRateLimitExceeded`). Never a 500/502/504.
+        #[test]
+        fn upload_errors_are_temporary_only_for_429_503_and_4xx_throttling(
+            status in 300u16..600,
+            reason in proptest::sample::select(vec![
+                "backendError", "rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded",
+                "quotaExceeded", "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", "internalError",
+                "forbidden", "insufficientPermissions", "invalidArgument", "",
+            ]),
+            json_body in proptest::bool::ANY,
+            garbage in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            retry_after in proptest::option::of("[0-9]{1,3}"),
+        ) {
+            let body = if json_body {
+                serde_json::to_vec(&serde_json::json!({"error": {"code": status, "message": "x", "errors": [{"reason": reason}], "status": reason}})).unwrap()
+            } else {
+                garbage
+            };
+            let Err((error, _)) = interpret(reply(status, body, retry_after), SystemTime::now(), &[]) else {
+                return Ok(());
+            };
+            let error = error.into_send_error(Transcript::new());
+            if error.retry().is_temporary() {
+                let throttling_refusal = (400..500).contains(&status) && error.kind() == mailroom_core::ErrorKind::RateLimited;
+                proptest::prop_assert!(matches!(status, 429 | 503) || throttling_refusal, "HTTP {} {} is temporary: {}", status, reason, error);
+            }
+            if status >= 500 && status != 503 {
+                proptest::prop_assert_eq!(error.retry(), mailroom_core::Retry::Permanent);
+                proptest::prop_assert_eq!(mailroom_core::RetryPolicy::default().delay_before_retry(1, &error), None);
+            }
         }
 
         /// JSON-shaped replies with arbitrary field types and values never panic either.

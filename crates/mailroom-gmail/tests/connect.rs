@@ -108,16 +108,117 @@ async fn a_denied_consent_is_reported_as_such() {
 }
 
 #[tokio::test]
-async fn a_wrong_state_stops_the_flow_without_exchanging_the_code() {
+async fn stray_requests_are_answered_400_and_the_flow_waits_for_the_right_state() {
+    let server = token_endpoint(200, "token_code_exchanged.json").await;
+    let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), None).await.unwrap();
+    let state = query(flow.authorize_url())["state"].clone();
+    let redirect = flow.redirect_uri().to_owned();
+    let waiting = tokio::spawn(flow.finish(Duration::from_secs(10)));
+    for stray in [
+        "state=forged&code=4%2Fstolen".to_owned(),
+        "error=access_denied&state=forged".to_owned(),
+        format!("state={state}"),
+        String::new(),
+    ] {
+        let (status, page) = browser_returns(redirect.clone(), stray.clone()).await;
+        assert_eq!(status, 400, "{stray:?}: {page}");
+        assert!(!waiting.is_finished(), "{stray:?} ended the sign-in");
+    }
+    let favicon = reqwest::get(format!("{redirect}/favicon.ico")).await.unwrap();
+    assert_eq!(favicon.status().as_u16(), 404);
+    assert!(server.received_requests().await.unwrap().is_empty(), "no code exchange for a forged state");
+    let (status, _) = browser_returns(redirect, format!("state={state}&code=4%2Fgood")).await;
+    assert_eq!(status, 200);
+    let connected = waiting.await.unwrap().unwrap();
+    assert_eq!(connected.refresh_token.expose(), "1//0g-fixture-refresh-token");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert!(String::from_utf8_lossy(&requests[0].body).contains("code=4%2Fgood"));
+}
+
+#[tokio::test]
+async fn a_wrong_state_and_then_nothing_is_a_state_mismatch_with_rerun_advice() {
     let server = token_endpoint(200, "token_code_exchanged.json").await;
     let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), None).await.unwrap();
     let redirect = flow.redirect_uri().to_owned();
-    let waiting = tokio::spawn(flow.finish(Duration::from_secs(10)));
+    let started = std::time::Instant::now();
+    let waiting = tokio::spawn(flow.finish(Duration::from_millis(800)));
     let (status, _) = browser_returns(redirect, "state=forged&code=4%2Fstolen".into()).await;
     assert_eq!(status, 400);
     let error = waiting.await.unwrap().unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(700), "the flow waited for the deadline");
     assert!(matches!(error, ConnectError::StateMismatch), "{error}");
+    let error = error.into_send_error();
+    assert_eq!(error.field(), None);
+    let first = &error.remediation()[0];
+    assert!(first.contains("mailroom connect google"), "{first}");
+    assert!(!first.to_ascii_lowercase().contains("mail server"), "{first}");
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_silent_client_cannot_block_the_flow() {
+    let server = token_endpoint(200, "token_code_exchanged.json").await;
+    // A connection that never sends a byte, then the real redirect.
+    let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), None).await.unwrap();
+    let state = query(flow.authorize_url())["state"].clone();
+    let redirect = flow.redirect_uri().to_owned();
+    let waiting = tokio::spawn(flow.finish(Duration::from_secs(20)));
+    let address = redirect.trim_start_matches("http://").to_owned();
+    let _silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let (status, _) = browser_returns(redirect, format!("state={state}&code=x")).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "the redirect waited for the silent client");
+    waiting.await.unwrap().unwrap();
+
+    // A silent client alone does not stretch the deadline.
+    let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), None).await.unwrap();
+    let address = flow.redirect_uri().trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let waiting = tokio::spawn(flow.finish(Duration::from_millis(500)));
+    let _silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let error = waiting.await.unwrap().unwrap_err();
+    assert!(matches!(error, ConnectError::TimedOut(_)), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_grant_without_the_send_scope_is_permission_denied() {
+    let server = token_endpoint(200, "token_code_exchanged_without_send_scope.json").await;
+    let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), None).await.unwrap();
+    let state = query(flow.authorize_url())["state"].clone();
+    let redirect = flow.redirect_uri().to_owned();
+    let waiting = tokio::spawn(flow.finish(Duration::from_secs(10)));
+    let (_, page) = browser_returns(redirect, format!("state={state}&code=4%2Fx")).await;
+    assert!(page.contains("failed"), "{page}");
+    let error = waiting.await.unwrap().unwrap_err();
+    assert!(!error.to_string().contains("fixture-refresh-token"), "{error}");
+    let error = error.into_send_error();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
+    assert_eq!(error.field(), Some("email_services.refresh_token"));
+    let first = &error.remediation()[0];
+    assert!(first.contains("gmail.send") || first.contains("Send email"), "{first}");
+    assert!(first.contains("tick"), "{first}");
+    assert!(!format!("{error:?} {error}").contains("1//0g-fixture-refresh-token"));
+}
+
+#[tokio::test]
+async fn connect_errors_get_advice_that_fits_the_sign_in() {
+    for error in [
+        ConnectError::StateMismatch,
+        ConnectError::TimedOut(Duration::from_secs(300)),
+        ConnectError::Denied { error: "access_denied".into(), description: None },
+        ConnectError::NoRefreshToken,
+        ConnectError::Listen(std::io::Error::other("no ports")),
+    ] {
+        let shown = error.to_string();
+        let error = error.into_send_error();
+        let steps = error.remediation();
+        assert!(steps.len() >= 2 || !steps[0].is_empty(), "{shown}");
+        assert!(steps[0].contains("mailroom connect google") || steps[0].contains("127.0.0.1"), "{shown}: {steps:?}");
+    }
 }
 
 #[tokio::test]

@@ -478,3 +478,78 @@ async fn redirects_are_not_followed() {
     assert_eq!(error.kind(), ErrorKind::Protocol, "{error}");
     assert_eq!(server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == SEND_PATH).count(), 1);
 }
+
+/// Sends like the facade's RetryLayer: tries again while core's policy says so (with no
+/// real waiting), and returns the last outcome.
+async fn send_with_retries(transport: &GmailTransport) -> Result<mailroom_core::SendReceipt, SendError> {
+    let policy = mailroom_core::RetryPolicy { initial_delay: Duration::from_millis(1), ..Default::default() };
+    let mut failed = 0;
+    loop {
+        match transport.send(&message()).await {
+            Ok(receipt) => return Ok(receipt),
+            Err(error) => {
+                failed += 1;
+                if policy.delay_before_retry(failed, &error).is_none() {
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+fn uploads(requests: &[wiremock::Request]) -> usize {
+    requests.iter().filter(|r| r.url.path() == SEND_PATH).count()
+}
+
+#[tokio::test]
+async fn a_5xx_after_the_whole_upload_is_not_retried_and_says_to_check_the_sent_folder() {
+    // (status, body): the captured backendError, and bare gateway errors.
+    let cases: [(u16, Option<&str>); 3] = [(500, Some("api_500_backend_error.json")), (502, None), (504, None)];
+    for (status, fixture_name) in cases {
+        let server = servers().await;
+        mount_token_ok(&server).await;
+        let reply = match fixture_name {
+            Some(name) => ResponseTemplate::new(status).set_body_json(json(name)),
+            None => ResponseTemplate::new(status).set_body_string("<html>Bad Gateway</html>"),
+        };
+        Mock::given(method("POST")).and(path(SEND_PATH)).respond_with(reply).up_to_n_times(1).mount(&server).await;
+        Mock::given(method("POST")).and(path(SEND_PATH)).respond_with(FakeGmail::default()).mount(&server).await;
+        let error = send_with_retries(&transport(&server)).await.unwrap_err();
+        assert_eq!(uploads(&server.received_requests().await.unwrap()), 1, "HTTP {status}: sent twice");
+        assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "HTTP {status}: {error}");
+        assert_eq!(error.retry(), Retry::Permanent, "HTTP {status}");
+        assert!(!error.report().retryable);
+        assert_eq!(error.server_reply().unwrap().code, Some(status));
+        let first = &error.remediation()[0];
+        assert!(first.contains("Sent folder") && first.contains("may"), "HTTP {status}: {first}");
+    }
+}
+
+#[tokio::test]
+async fn throttling_and_503_on_the_upload_and_5xx_at_the_token_endpoint_are_still_retried() {
+    for status in [429, 503] {
+        let server = servers().await;
+        mount_token_ok(&server).await;
+        Mock::given(method("POST"))
+            .and(path(SEND_PATH))
+            .respond_with(ResponseTemplate::new(status).set_body_string("busy"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST")).and(path(SEND_PATH)).respond_with(FakeGmail::default()).mount(&server).await;
+        send_with_retries(&transport(&server)).await.unwrap();
+        assert_eq!(uploads(&server.received_requests().await.unwrap()), 2, "HTTP {status}");
+    }
+    // Nothing was sent when the token endpoint fails: a 500 there is retried.
+    let server = servers().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("oops"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_token_ok(&server).await;
+    Mock::given(method("POST")).and(path(SEND_PATH)).respond_with(FakeGmail::default()).mount(&server).await;
+    send_with_retries(&transport(&server)).await.unwrap();
+    assert_eq!(uploads(&server.received_requests().await.unwrap()), 1);
+}

@@ -60,13 +60,41 @@ async fn an_untrusted_certificate_is_tls_certificate_on_the_endpoint_field() {
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
+/// True when any remediation step tells the user to set `ca_file`, which [email_services] lacks.
+fn advises_ca_file(error: &mailroom_core::SendError) -> bool {
+    error.remediation().iter().any(|step| step.contains("ca_file"))
+}
+
 #[tokio::test]
-async fn a_plain_http_server_on_an_https_endpoint_is_not_mistaken_for_success() {
+async fn a_plain_http_server_on_an_https_endpoint_is_tls_mismatch_not_a_certificate_problem() {
     let server = fake_google().await;
-    let base = format!("https://localhost:{}", server.address().port());
-    let error = GmailTransport::new(sender(), &config(&base, &base)).unwrap().send(&message()).await.unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::TlsCertificate | ErrorKind::ConnectFailed), "{error}");
+    let plain = format!("https://localhost:{}", server.address().port());
+    // On token_uri.
+    let error =
+        GmailTransport::new(sender(), &config(&plain, &server.uri())).unwrap().send(&message()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::TlsMismatch, "{error}");
     assert_eq!(error.field(), Some("email_services.token_uri"));
+    assert!(!advises_ca_file(&error), "{:?}", error.remediation());
+    assert!(error.remediation()[0].contains("email_services.token_uri"), "{:?}", error.remediation());
+    // On api_base (the token endpoint is fine): nothing was sent, so not delivery_unknown.
+    let error =
+        GmailTransport::new(sender(), &config(&server.uri(), &plain)).unwrap().send(&message()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::TlsMismatch, "{error}");
+    assert_eq!(error.field(), Some("email_services.api_base"));
+    assert!(!advises_ca_file(&error), "{:?}", error.remediation());
+    // And in the diagnose probe.
+    let report = GmailTransport::new(sender(), &config(&plain, &plain)).unwrap().probe().await;
+    assert_eq!(report.error.as_ref().map(|e| e.kind()), Some(ErrorKind::TlsMismatch));
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_gets_no_ca_file_advice() {
+    let certificates = TestCertificates::generate().unwrap();
+    let server = fake_google().await;
+    let base = tls_front(&certificates, *server.address()).await;
+    let error = GmailTransport::new(sender(), &config(&base, &base)).unwrap().send(&message()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::TlsCertificate, "{error}");
+    assert!(!advises_ca_file(&error), "{:?}", error.remediation());
 }
 
 #[test]

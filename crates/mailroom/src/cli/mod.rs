@@ -277,8 +277,9 @@ async fn connect_google(config_path: PathBuf, wait: Duration, reporter: Reporter
         );
         return EXIT_USAGE;
     }
+    let private = if cfg!(unix) { " (readable only by you)" } else { "" };
     reporter.plain(&format!(
-        "Connected. The refresh token is in {} (readable only by you).\nNext: mailroom validate --config {} sends a test mail through the Gmail API.\n",
+        "Connected. The refresh token is in {}{private}.\nNext: mailroom validate --config {} sends a test mail through the Gmail API.\n",
         token_file.display(),
         config_path.display()
     ));
