@@ -367,6 +367,23 @@ impl SendError {
         self
     }
 
+    /// A copy of this error for another caller that waited on the same operation (the
+    /// underlying `source` is summarised in the detail rather than shared).
+    pub fn copy_for_waiter(&self) -> SendError {
+        SendError(Box::new(Details {
+            kind: self.0.kind,
+            field: self.0.field,
+            server_reply: self.0.server_reply.clone(),
+            retry: self.0.retry,
+            detail: self.0.detail.clone(),
+            hints: self.0.hints.clone(),
+            hints_complete: self.0.hints_complete,
+            provider: self.0.provider,
+            transcript: self.0.transcript.clone(),
+            source: None,
+        }))
+    }
+
     /// Makes the hints the whole remediation, without the kind's generic advice: for errors
     /// outside sending (a sign-in flow, say) where advice about mail servers would mislead.
     pub fn with_complete_hints(mut self) -> Self {
