@@ -7,6 +7,8 @@ use mailroom_core::config::EwsAuth;
 use mailroom_core::{ErrorKind, Retry, SendError, ServerReply, Transcript};
 use reqwest::header::HeaderMap;
 
+use crate::http::HttpReply;
+use crate::redact::Scrubber;
 use crate::reply::{self, Fault, ParseError, ResponseMessage};
 
 /// Where a request went, which decides the fields to blame and whether a lost connection
@@ -123,15 +125,19 @@ pub(crate) struct HttpSummary {
 }
 
 impl HttpSummary {
-    /// Summarises a reply.
-    pub(crate) fn of(reason: &str, headers: &HeaderMap, body: &[u8]) -> HttpSummary {
+    /// Summarises a reply; secrets are scrubbed from the body before it is cut.
+    pub(crate) fn of(reason: &str, headers: &HeaderMap, body: &[u8], scrubber: &Scrubber) -> HttpSummary {
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let cas_error = headers.get("x-caserrorcode").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+        let cas_error = header_text(headers, "x-caserrorcode", scrubber);
+        let text = scrubber.scrub(&String::from_utf8_lossy(body));
+        let text = match text.char_indices().nth(2048) {
+            Some((cut, _)) => &text[..cut],
+            None => text.as_str(),
+        };
         let mut excerpt = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if let Some((cut, _)) = excerpt.char_indices().nth(200) {
             excerpt.truncate(cut);
@@ -139,6 +145,11 @@ impl HttpSummary {
         }
         HttpSummary { reason: reason.to_owned(), retry_after, cas_error, excerpt }
     }
+}
+
+/// A reply header as text, secrets scrubbed.
+fn header_text(headers: &HeaderMap, name: &str, scrubber: &Scrubber) -> Option<String> {
+    headers.get(name).map(|v| scrubber.scrub(&String::from_utf8_lossy(v.as_bytes())))
 }
 
 /// What went wrong talking to Exchange (or to the OAuth token endpoint).
@@ -181,13 +192,16 @@ pub(crate) enum EwsError {
         /// Connection refused (nothing listens on the port).
         refused: bool,
     },
-    /// TCP connect did not finish in time.
-    #[error("connecting to {target} timed out after {} s", limit.as_secs_f32())]
+    /// Connecting (TCP connect, and for https the TLS handshake) did not finish in time:
+    /// nothing was sent.
+    #[error("connecting to {target}{} did not finish within {} s", if *tls { " (TCP connect and TLS handshake)" } else { "" }, limit.as_secs_f32())]
     ConnectTimeout {
         /// The endpoint.
         target: String,
         /// The deadline.
         limit: Duration,
+        /// An https endpoint (the handshake was part of it).
+        tls: bool,
     },
     /// The TLS handshake failed.
     #[error("the TLS handshake with {target} failed: {reason}")]
@@ -200,12 +214,14 @@ pub(crate) enum EwsError {
         cause: TlsFailure,
     },
     /// Connected, but no (complete) reply in time.
-    #[error("no reply from {target} within {} s", limit.as_secs_f32())]
+    #[error("no reply from {target} within {} s{}", limit.as_secs_f32(), if *request_sent { " after the request was sent" } else { " (the request was not completely sent)" })]
     Timeout {
         /// The endpoint.
         target: String,
-        /// The deadline.
+        /// The reply deadline.
         limit: Duration,
+        /// The whole request had been handed over: the server may have acted on it.
+        request_sent: bool,
     },
     /// The connection broke while the request was still being written: the server cannot
     /// have acted on it.
@@ -245,10 +261,13 @@ pub(crate) enum EwsError {
     Redirect {
         /// HTTP status.
         status: u16,
-        /// The `Location` header.
+        /// The `Location` header, as sent.
         location: String,
         /// `X-CasErrorCode`, if sent.
         cas_error: Option<String>,
+        /// `Location` resolved against the request's URL, when the result would pass the
+        /// config's endpoint rule (https, or http only to loopback).
+        target: Option<Box<url::Url>>,
     },
     /// HTTP 401.
     #[error("HTTP 401: the server refused the credentials (it offers {})", challenges.offered())]
@@ -363,26 +382,36 @@ impl Context {
 const OAUTH_HINT: &str = "This server accepts only OAuth (Modern Auth): set auth = \"oauth\" in [exchange] with client_id, tenant and client_secret_env from an Azure app registration that has the Office 365 Exchange Online application permission full_access_as_app (admin consent granted). Exchange Online turned Basic authentication off in 2022.";
 
 impl EwsError {
-    /// Classifies a complete HTTP reply that is not a success: status, challenges, SOAP.
-    /// Returns the first response message when the reply is a success.
-    pub(crate) fn check_reply(
-        status: u16,
-        reason: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<ResponseMessage, EwsError> {
+    /// Classifies the complete HTTP reply to a request for `url`: status, challenges, SOAP.
+    /// Returns the first response message when the reply is a success. Every text taken
+    /// from the reply is scrubbed of the request's secrets.
+    pub(crate) fn check_reply(url: &url::Url, reply: &HttpReply) -> Result<ResponseMessage, EwsError> {
+        let HttpReply { status, reason, headers, body, scrubber } = reply;
+        let (status, reason) = (*status, reason.as_str());
         if (300..400).contains(&status) {
-            let location = headers
-                .get(reqwest::header::LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_else(|| "(no Location header)".to_owned());
-            let cas_error = headers.get("x-caserrorcode").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            return Err(EwsError::Redirect { status, location, cas_error });
+            let raw =
+                headers.get(reqwest::header::LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let target = raw
+                .as_deref()
+                .and_then(|location| url.join(location.trim()).ok())
+                .and_then(|joined| mailroom_core::config::checks::check_endpoint(joined.as_str()).ok())
+                .map(Box::new);
+            let location = raw.map(|l| scrubber.scrub(&l)).unwrap_or_else(|| "(no Location header)".to_owned());
+            let cas_error = header_text(headers, "x-caserrorcode", scrubber);
+            return Err(EwsError::Redirect { status, location, cas_error, target });
         }
         if status == 401 {
-            return Err(EwsError::Unauthorized { challenges: Challenges::from_headers(headers) });
+            let mut challenges = Challenges::from_headers(headers);
+            if let Some(diagnostics) = &mut challenges.diagnostics {
+                scrubber.scrub_in_place(diagnostics);
+            }
+            return Err(EwsError::Unauthorized { challenges });
         }
-        match reply::parse(body) {
+        let parsed = reply::parse(body).map(|mut parsed| {
+            parsed.scrub(scrubber);
+            parsed
+        });
+        match parsed {
             Ok(parsed) => {
                 if let Some(fault) = parsed.fault {
                     return Err(EwsError::Fault { status, fault: Box::new(fault) });
@@ -391,11 +420,11 @@ impl EwsError {
                     Some(message) if message.is_success() => Ok(message),
                     Some(message) => Err(EwsError::Response { status, message: Box::new(message) }),
                     None if status == 200 => Err(EwsError::NoResponse { status }),
-                    None => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body) }),
+                    None => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body, scrubber) }),
                 }
             }
-            Err(reason) if status == 200 => Err(EwsError::Malformed { status, reason }),
-            Err(_) => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body) }),
+            Err(reason) if status == 200 => Err(EwsError::Malformed { status, reason: reason.scrubbed(scrubber) }),
+            Err(_) => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body, scrubber) }),
         }
     }
 
@@ -421,8 +450,16 @@ impl EwsError {
                 };
                 with_field(SendError::new(ErrorKind::ConnectFailed, detail), uri_field).with_hint(hint)
             }
+            // reqwest's connect deadline covers the TCP connect and the TLS handshake, and does
+            // not say which one stalled. Over https the usual case is a host that accepts the
+            // connection and then stays silent (a port that does not speak TLS, an inspecting
+            // firewall): connected, no answer in time, which is `timeout` (DESIGN.md's "no
+            // answer after connecting"); over http:// (loopback only) it can only be the TCP
+            // connect, which is `connect_failed`. Either way nothing was sent.
+            EwsError::ConnectTimeout { target, tls: true, .. } => with_field(SendError::new(ErrorKind::Timeout, detail), uri_field)
+                .with_hint(format!("Connecting to {target} and completing the TLS handshake did not finish in time, so nothing was sent: check the host and port in exchange.uri (HTTPS is 443; a port that does not speak TLS stays silent like this), and that no firewall drops the traffic.")),
             EwsError::ConnectTimeout { target, .. } => with_field(SendError::new(ErrorKind::ConnectFailed, detail), uri_field)
-                .with_hint(format!("Connecting to {target} timed out: a firewall may drop the traffic, or the host is wrong.")),
+                .with_hint(format!("Connecting to {target} timed out, so nothing was sent: a firewall may drop the traffic, or the host is wrong.")),
             EwsError::Tls { cause, target, .. } => match cause {
                 TlsFailure::NotTls => with_field(SendError::new(ErrorKind::TlsMismatch, detail), uri_field)
                     .with_hint(format!("{target} does not speak TLS on that port: use the https:// address and port of the Exchange server (443).")),
@@ -435,14 +472,20 @@ impl EwsError {
                     .with_hint("If the Exchange server uses your company's own certificate authority, set ca_file to that CA's PEM file."),
                 TlsFailure::Other => with_field(SendError::new(ErrorKind::TlsCertificate, detail), uri_field),
             },
-            EwsError::Timeout { .. } => {
-                let error = SendError::new(ErrorKind::Timeout, detail).with_field("exchange.timeout_secs");
-                if at == At::Send {
-                    error.with_hint("The server did not answer in time after the message was sent: it may still deliver it. Check the recipient's mailbox before sending again (mailroom does not resend on its own); raise timeout_secs for a slow server.")
-                } else {
-                    error.with_hint("The server accepted the connection but did not answer in time: check that exchange.uri points at the EWS endpoint, or raise timeout_secs for a slow server.")
-                }
-            }
+            // Like the SMTP and Gmail drivers: no answer to a CreateItem that was sent in full
+            // means Exchange may have accepted the message (it scans content before
+            // answering), so the outcome is unknown and nothing is ever resent on its own.
+            EwsError::Timeout { request_sent: true, .. } if at == At::Send => SendError::new(
+                ErrorKind::DeliveryUnknown,
+                format!("{detail}: the message may or may not have been sent"),
+            )
+            .with_hint("Exchange did not answer the CreateItem in time: it may still deliver the message. Check the sender's Sent Items or the recipient's mailbox before sending again (mailroom does not resend on its own); raise timeout_secs for a slow server."),
+            EwsError::Timeout { .. } if at == At::Send => SendError::new(ErrorKind::Timeout, detail)
+                .with_field("exchange.timeout_secs")
+                .with_hint("The message could not be sent completely in time, so Exchange did not receive it: check the network to the server, or raise timeout_secs for a large message on a slow link."),
+            EwsError::Timeout { .. } => SendError::new(ErrorKind::Timeout, detail)
+                .with_field("exchange.timeout_secs")
+                .with_hint("The server accepted the connection but did not answer in time: check that exchange.uri points at the EWS endpoint, or raise timeout_secs for a slow server."),
             EwsError::SendFailed { .. } => SendError::new(ErrorKind::ServiceUnavailable, detail)
                 .with_hint("The connection broke before the request was complete, so nothing was sent: trying again is safe."),
             EwsError::Dropped { .. } if at == At::Send => SendError::new(
@@ -453,16 +496,21 @@ impl EwsError {
             EwsError::NotHttp { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field)
                 .with_hint("Something other than a web server answers at that address: check the scheme and port of exchange.uri."),
             EwsError::TooLarge { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field),
-            EwsError::Redirect { location, status, .. } => {
+            EwsError::Redirect { location, status, target, .. } => {
                 let reply = ServerReply::http(*status, None, format!("Location: {location}"));
                 if location.to_ascii_lowercase().contains("genericerrorpage.htm") {
-                    SendError::new(ErrorKind::ServiceUnavailable, format!("{detail}: Exchange's generic error page, a temporary server problem"))
-                        .with_reply(reply)
+                    let error = SendError::new(ErrorKind::ServiceUnavailable, format!("{detail}: Exchange's generic error page, a temporary server problem"))
+                        .with_reply(reply);
+                    // Exchange shows this page for unhandled errors, which may come after
+                    // the message was submitted.
+                    if at == At::Send { maybe_sent(error) } else { error }
                 } else {
-                    let hint = if location.to_ascii_lowercase().contains("/owa/") {
-                        format!("The address redirects to Outlook on the web ({location}): point exchange.uri at the EWS endpoint itself, https://{}/EWS/Exchange.asmx.", context.host)
-                    } else {
-                        format!("mailroom never follows redirects when posting (the credentials and the message would go elsewhere): if {location} is the EWS endpoint, set uri = \"{location}\".")
+                    let hint = match target {
+                        _ if location.to_ascii_lowercase().contains("/owa/") => {
+                            format!("The address redirects to Outlook on the web ({location}): point exchange.uri at the EWS endpoint itself, https://{}/EWS/Exchange.asmx.", context.host)
+                        }
+                        Some(target) => format!("mailroom never follows redirects when posting (the credentials and the message would go elsewhere). The server points to {target} (unverified): if that is the EWS endpoint, set uri = \"{target}\" (`mailroom diagnose` tries it when it is on the same host)."),
+                        None => format!("mailroom never follows redirects when posting (the credentials and the message would go elsewhere). The server points to {location}, which is not usable as exchange.uri (it must be an https:// address): ask the Exchange administrator for the EWS address."),
                     };
                     with_field(SendError::new(ErrorKind::Protocol, detail), uri_field).with_reply(reply).with_hint(hint)
                 }
@@ -486,11 +534,11 @@ impl EwsError {
                     text = format!("{message} {text}");
                 }
                 let reply = ServerReply::http(*status, Some(fault.code()), text);
-                by_response_code(fault.code(), &fault.message_xml, context, detail, *status).with_reply(reply)
+                by_response_code(fault.code(), &fault.message_xml, context, detail, *status, at).with_reply(reply)
             }
             EwsError::Response { status, message } => {
                 let reply = ServerReply::http(*status, Some(message.code()), message.text.clone().unwrap_or_default());
-                by_response_code(message.code(), &message.message_xml, context, detail, *status).with_reply(reply)
+                by_response_code(message.code(), &message.message_xml, context, detail, *status, at).with_reply(reply)
             }
             EwsError::NoResponse { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field),
             EwsError::TokenRefused { status, error, description } => token_refused(*status, error, description, detail),
@@ -579,6 +627,10 @@ fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, d
             .with_hint(format!("The EWS endpoint is usually https://{}/EWS/Exchange.asmx.", context.host)),
         413 => SendError::new(ErrorKind::MessageTooLarge, detail),
         429 => SendError::new(ErrorKind::RateLimited, detail).with_retry(temporary),
+        503 => SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(temporary),
+        // 500, 502, 504…: an application error, a bad gateway or a gateway timeout may come
+        // after Exchange took the message (see `maybe_sent`).
+        500..=599 if at == At::Send => maybe_sent(SendError::new(ErrorKind::ServiceUnavailable, detail)),
         500..=599 => SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(temporary),
         _ => {
             let error = SendError::new(ErrorKind::Protocol, detail);
@@ -588,6 +640,23 @@ fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, d
     error.with_reply(reply)
 }
 
+/// A server error in reply to a `CreateItem`, which carried the message: never retried.
+///
+/// Why `service_unavailable` with [`Retry::Permanent`] rather than `delivery_unknown`: the
+/// server did answer, and what it said is a server-side failure (DESIGN.md's
+/// `service_unavailable`: "5xx backend error"); `delivery_unknown` means no final answer at
+/// all and its advice speaks of a dropped connection. What the kind cannot say, the retry
+/// status and the hint do: an internal error, a proxy's 502 or a gateway timeout may come
+/// after Exchange accepted and submitted the message, so resending automatically could
+/// send it twice (DESIGN.md: only errors raised before the server could have accepted the
+/// message are retried). 429, 503 and the throttling codes are refusals before any work
+/// and stay temporary.
+fn maybe_sent(error: SendError) -> SendError {
+    error.with_retry(Retry::Permanent).with_hint(
+        "Exchange reported a server error after receiving the message, so it may have been sent: check the sender's Sent Items or the recipient's mailbox before sending it again (mailroom does not resend it on its own).",
+    )
+}
+
 /// EWS `ResponseCode`s (from a response message or a fault) into kinds.
 fn by_response_code(
     code: &str,
@@ -595,6 +664,7 @@ fn by_response_code(
     context: &Context,
     detail: String,
     status: u16,
+    at: At,
 ) -> SendError {
     let impersonation_field = if context.oauth() { "exchange.client_id" } else { "exchange.username" };
     match code {
@@ -609,8 +679,14 @@ fn by_response_code(
             }
             error
         }
-        "ErrorExceededConnectionCount" | "ErrorTooManyObjectsOpened" | "ErrorExceededFindCountLimit" => {
+        // Throttling budgets are checked before the operation runs: nothing was done.
+        "ErrorExceededConnectionCount" | "ErrorTooManyObjectsOpened" => {
             SendError::new(ErrorKind::RateLimited, detail).with_retry(Retry::Temporary { after: message_xml.back_off() })
+        }
+        // A search budget, which a CreateItem never spends: not retried there.
+        "ErrorExceededFindCountLimit" => {
+            let error = SendError::new(ErrorKind::RateLimited, detail);
+            if at == At::Send { error.with_retry(Retry::Permanent) } else { error.with_retry(Retry::Temporary { after: message_xml.back_off() }) }
         }
         "ErrorInvalidRecipients" | "ErrorInvalidRecipientSubfilter" => SendError::new(ErrorKind::RecipientRejected, detail),
         "ErrorMessageSizeExceeded" => SendError::new(ErrorKind::MessageTooLarge, detail),
@@ -620,7 +696,14 @@ fn by_response_code(
                 .with_field(impersonation_field)
                 .with_hint(format!("The account may not act as {}: the Azure app needs the full_access_as_app permission with admin consent (or, on premises, the ApplicationImpersonation role), and the mailbox must be in its scope.", context.sender))
         }
-        "ErrorNonExistentMailbox" | "ErrorInvalidSmtpAddress" | "ErrorMailRecipientNotFound" => {
+        // Microsoft's ResponseCode reference: ErrorMailRecipientNotFound "occurs if the
+        // MailboxData element information cannot be mapped to a valid mailbox account", that
+        // is, an address the request names (a recipient or attendee), not the signed-in or
+        // impersonated mailbox, which fails with ErrorNonExistentMailbox or an impersonation
+        // error instead.
+        "ErrorMailRecipientNotFound" => SendError::new(ErrorKind::RecipientRejected, detail)
+            .with_hint("Exchange found no mailbox for a recipient of this message: check the recipient addresses."),
+        "ErrorNonExistentMailbox" | "ErrorInvalidSmtpAddress" => {
             SendError::new(ErrorKind::SenderNotAllowed, detail)
                 .with_field("email_address")
                 .with_hint(format!("Exchange has no mailbox for {}: check email_address against the mailbox's primary SMTP address.", context.sender))
@@ -633,12 +716,17 @@ fn by_response_code(
             }
             error
         }
+        // Mailbox store and internal errors, timeouts inside Exchange, a failed proxy hop
+        // between Exchange servers: during CreateItem each may come after the message was
+        // submitted, so they are retried only where nothing is sent.
         "ErrorMailboxStoreUnavailable" | "ErrorMailboxMoveInProgress" | "ErrorInternalServerTransientError"
         | "ErrorInternalServerError" | "ErrorConnectionFailed" | "ErrorTimeoutExpired" | "ErrorProxyRequestProcessingFailed" => {
-            SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(Retry::Temporary { after: message_xml.back_off() })
+            let error = SendError::new(ErrorKind::ServiceUnavailable, detail);
+            if at == At::Send { maybe_sent(error) } else { error.with_retry(Retry::Temporary { after: message_xml.back_off() }) }
         }
         _ if status >= 500 && !code.starts_with("Error") => {
-            SendError::new(ErrorKind::ServiceUnavailable, detail)
+            let error = SendError::new(ErrorKind::ServiceUnavailable, detail);
+            if at == At::Send { maybe_sent(error) } else { error }
         }
         _ => SendError::new(ErrorKind::Protocol, format!("{detail} (a response code mailroom does not know)")),
     }
@@ -738,8 +826,17 @@ mod tests {
         headers
     }
 
+    const URI: &str = "https://mail.company.com/EWS/Exchange.asmx";
+
+    fn check(status: u16, headers: HeaderMap, body: &[u8]) -> Result<ResponseMessage, EwsError> {
+        let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or_default();
+        let reply =
+            HttpReply { status, reason: reason.into(), headers, body: body.to_vec(), scrubber: Scrubber::default() };
+        EwsError::check_reply(&URI.parse().unwrap(), &reply)
+    }
+
     fn classify_401(headers: HeaderMap, ctx: &Context) -> SendError {
-        let error = EwsError::check_reply(401, "Unauthorized", &headers, b"").unwrap_err();
+        let error = check(401, headers, b"").unwrap_err();
         error.into_send_error(ctx, At::Send, Transcript::new())
     }
 
@@ -790,12 +887,16 @@ mod tests {
                 "https://mail.company.com/ews/genericerrorpage.htm?aspxerrorpath=/EWS/Exchange.asmx",
             ),
         );
-        let busy = EwsError::check_reply(302, "Found", &headers, b"").unwrap_err();
-        let busy = busy.into_send_error(&context(EwsAuth::Basic, "mail.company.com"), At::Send, Transcript::new());
+        let ctx = context(EwsAuth::Basic, "mail.company.com");
+        let busy = check(302, headers.clone(), b"").unwrap_err().into_send_error(&ctx, At::Probe, Transcript::new());
         assert_eq!(busy.kind(), ErrorKind::ServiceUnavailable);
-        assert!(busy.retry().is_temporary());
+        assert!(busy.retry().is_temporary(), "nothing is sent by the probe: trying again is safe");
+        let sent = check(302, headers.clone(), b"").unwrap_err().into_send_error(&ctx, At::Send, Transcript::new());
+        assert_eq!(sent.kind(), ErrorKind::ServiceUnavailable);
+        assert!(!sent.retry().is_temporary(), "the error page may follow a submitted CreateItem");
+        assert!(sent.remediation()[0].contains("may have been sent"), "{:?}", sent.remediation());
         headers.insert("location", HeaderValue::from_static("https://mail.company.com/owa/auth/logon.aspx"));
-        let owa = EwsError::check_reply(302, "Found", &headers, b"").unwrap_err();
+        let owa = check(302, headers, b"").unwrap_err();
         let owa = owa.into_send_error(&context(EwsAuth::Basic, "mail.company.com"), At::Send, Transcript::new());
         assert_eq!((owa.kind(), owa.field()), (ErrorKind::Protocol, Some("exchange.uri")));
         assert!(owa.to_string().contains("/owa/auth/logon.aspx"));
@@ -827,5 +928,124 @@ mod tests {
         assert_eq!(send.kind(), ErrorKind::DeliveryUnknown);
         assert!(!send.retry().is_temporary());
         assert_eq!(dropped().into_send_error(&ctx, At::Probe, Transcript::new()).kind(), ErrorKind::ServiceUnavailable);
+    }
+
+    #[test]
+    fn a_relative_redirect_is_resolved_and_only_usable_targets_are_suggested() {
+        let ctx = context(EwsAuth::Basic, "mail.company.com");
+        let redirect = |location: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("location", HeaderValue::from_str(location).unwrap());
+            check(302, headers, b"").unwrap_err()
+        };
+        let relative = redirect("/EWS/Exchange2.asmx");
+        let EwsError::Redirect { target, .. } = &relative else { panic!("{relative:?}") };
+        assert_eq!(target.as_deref().map(url::Url::as_str), Some("https://mail.company.com/EWS/Exchange2.asmx"));
+        let hint = relative.into_send_error(&ctx, At::Probe, Transcript::new()).remediation()[0].clone();
+        assert!(
+            hint.contains("uri = \"https://mail.company.com/EWS/Exchange2.asmx\"") && hint.contains("unverified"),
+            "{hint}"
+        );
+        assert!(!hint.contains("uri = \"/EWS"), "{hint}");
+
+        let cleartext = redirect("http://mail.company.com/EWS/Exchange.asmx");
+        let EwsError::Redirect { target, .. } = &cleartext else { panic!("{cleartext:?}") };
+        assert_eq!(target, &None, "http:// off loopback fails the endpoint rule");
+        let hint = cleartext.into_send_error(&ctx, At::Probe, Transcript::new()).remediation()[0].clone();
+        assert!(!hint.contains("uri = "), "{hint}");
+    }
+
+    #[test]
+    fn mail_recipient_not_found_is_a_recipient_error() {
+        let body = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:CreateItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:ResponseMessages><m:CreateItemResponseMessage ResponseClass="Error"><m:MessageText>Unable to resolve e-mail address to an Active Directory object.</m:MessageText><m:ResponseCode>ErrorMailRecipientNotFound</m:ResponseCode></m:CreateItemResponseMessage></m:ResponseMessages></m:CreateItemResponse></s:Body></s:Envelope>"#;
+        let error = check(200, HeaderMap::new(), body).unwrap_err().into_send_error(
+            &context(EwsAuth::Basic, "mail.company.com"),
+            At::Send,
+            Transcript::new(),
+        );
+        assert_eq!((error.kind(), error.field()), (ErrorKind::RecipientRejected, None), "{error}");
+    }
+
+    /// The response codes the classification knows, plus some it does not.
+    const CODES: &[&str] = &[
+        "ErrorServerBusy",
+        "ErrorExceededConnectionCount",
+        "ErrorTooManyObjectsOpened",
+        "ErrorExceededFindCountLimit",
+        "ErrorInternalServerError",
+        "ErrorInternalServerTransientError",
+        "ErrorTimeoutExpired",
+        "ErrorProxyRequestProcessingFailed",
+        "ErrorMailboxStoreUnavailable",
+        "ErrorMailboxMoveInProgress",
+        "ErrorConnectionFailed",
+        "ErrorSendAsDenied",
+        "ErrorInvalidRecipients",
+        "ErrorAccessDenied",
+        "ErrorSchemaValidation",
+        "ErrorSomethingNew",
+        "Server",
+        "Client",
+        "a:InternalError",
+    ];
+
+    /// Throttling refusals: Exchange checks these budgets before running the operation.
+    const THROTTLING: &[&str] = &["ErrorServerBusy", "ErrorExceededConnectionCount", "ErrorTooManyObjectsOpened"];
+
+    fn fault(code: &str, back_off: bool) -> String {
+        let xml = if back_off {
+            r#"<t:MessageXml xmlns:t="t"><t:Value Name="BackOffMilliseconds">500</t:Value></t:MessageXml>"#
+        } else {
+            ""
+        };
+        format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>{code}</faultcode><faultstring>text</faultstring><detail><e:ResponseCode xmlns:e="e">{code}</e:ResponseCode>{xml}</detail></s:Fault></s:Body></s:Envelope>"#
+        )
+    }
+
+    fn response(code: &str) -> String {
+        format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:CreateItemResponse xmlns:m="m"><m:ResponseMessages><m:CreateItemResponseMessage ResponseClass="Error"><m:MessageText>text</m:MessageText><m:ResponseCode>{code}</m:ResponseCode></m:CreateItemResponseMessage></m:ResponseMessages></m:CreateItemResponse></s:Body></s:Envelope>"#
+        )
+    }
+
+    proptest::proptest! {
+        /// No reply to a CreateItem (which carries the message) is retried automatically,
+        /// except the refusals that come before Exchange does anything: HTTP 429 and 503
+        /// without a SOAP body, and the throttling codes.
+        #[test]
+        fn no_reply_to_a_create_item_is_temporary_unless_exchange_refused_before_acting(
+            status in proptest::prop_oneof![100u16..600, proptest::sample::select(vec![200u16, 302, 429, 500, 502, 503, 504])],
+            shape in 0usize..5,
+            code in proptest::sample::select(CODES),
+            back_off: bool,
+            retry_after in proptest::option::of(0u64..100),
+            location in proptest::sample::select(vec!["/ews/genericerrorpage.htm?aspxerrorpath=/EWS/Exchange.asmx", "/EWS/Exchange2.asmx", "https://other.example/owa/"]),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Some(seconds) = retry_after {
+                headers.insert("retry-after", HeaderValue::from(seconds));
+            }
+            if shape == 4 {
+                headers.insert("location", HeaderValue::from_static(location));
+            }
+            let body = match shape {
+                0 => fault(code, back_off),
+                1 => response(code),
+                2 => "<html><body>Runtime Error</body></html>".to_owned(),
+                _ => String::new(),
+            };
+            let ctx = context(EwsAuth::Basic, "mail.company.com");
+            let Err(error) = check(status, headers, body.as_bytes()) else { return Ok(()) };
+            let soap = matches!(error, EwsError::Fault { .. } | EwsError::Response { .. });
+            let refused_first = if soap { THROTTLING.contains(&code) } else { matches!(status, 429 | 503) };
+            let error = error.into_send_error(&ctx, At::Send, Transcript::new());
+            if error.retry().is_temporary() {
+                proptest::prop_assert!(refused_first, "HTTP {} shape {} code {}: {:?}", status, shape, code, error);
+            }
+            if mailroom_core::RetryPolicy::default().delay_before_retry(1, &error).is_some() {
+                proptest::prop_assert!(refused_first, "the facade would resend: {:?}", error);
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use url::Url;
 
 use crate::error::{At, Context, EwsError};
-use crate::http::{self, Header, Http};
+use crate::http::{self, Header, Http, Post};
 
 /// The resource every EWS app-only token is for.
 pub(crate) const EWS_SCOPE: &str = "https://outlook.office365.com/.default";
@@ -33,6 +33,8 @@ pub(crate) struct ClientCredentials {
     pub client_id: String,
     pub client_secret: Secret,
     pub context: Context,
+    /// The reply deadline (`timeout_secs`).
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -68,7 +70,15 @@ impl ClientCredentials {
             "grant_type=client_credentials&client_id={}&client_secret=[redacted]&scope={EWS_SCOPE}",
             self.client_id
         );
-        let reply = self.http.post(&self.endpoint, headers, form.into_bytes(), &what, transcript).await?;
+        let request = Post {
+            url: &self.endpoint,
+            headers,
+            body: form.into_bytes(),
+            what: &what,
+            reply_timeout: self.timeout,
+            secrets: &[self.client_secret.expose()],
+        };
+        let reply = self.http.post(request, transcript).await?;
         let status = reply.status;
         let parsed: Result<TokenReply, _> = serde_json::from_slice(&reply.body);
         match parsed {
@@ -86,23 +96,25 @@ impl ClientCredentials {
                 })
             }
             Ok(TokenReply { error: Some(error), error_description, .. }) => {
-                http::record_body(transcript, &reply.body);
-                let description = error_description.unwrap_or_default();
+                reply.record_body(transcript);
+                // Scrubbed whole, before the first line is taken.
+                let description = reply.scrubber.scrub(&error_description.unwrap_or_default());
                 let description = description.lines().next().unwrap_or_default().trim().to_owned();
-                Err(EwsError::TokenRefused { status, error, description })
+                Err(EwsError::TokenRefused { status, error: reply.scrubber.scrub(&error), description })
             }
             Ok(_) => {
-                http::record_body(transcript, &reply.body);
+                reply.record_body(transcript);
                 Err(EwsError::TokenMalformed { status, reason: "no access_token and no error".into() })
             }
             Err(_) if status >= 300 => {
-                http::record_body(transcript, &reply.body);
+                reply.record_body(transcript);
                 // Not JSON (a proxy's HTML page, a 503…): classify by status.
-                let summary = crate::error::HttpSummary::of(&reply.reason, &reply.headers, &reply.body);
+                let summary =
+                    crate::error::HttpSummary::of(&reply.reason, &reply.headers, &reply.body, &reply.scrubber);
                 Err(EwsError::Status { status, summary })
             }
             Err(e) => {
-                http::record_body(transcript, &reply.body);
+                reply.record_body(transcript);
                 Err(EwsError::TokenMalformed { status, reason: format!("not JSON: {e}") })
             }
         }

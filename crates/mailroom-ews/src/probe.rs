@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::error::Error as _;
+
 use mailroom_core::{ErrorKind, ProbeReport, SendError, StepOutcome, Suggestion, Transcript};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -23,7 +25,7 @@ use crate::transport::{Login, Shared};
 pub(crate) async fn probe(shared: &Shared) -> ProbeReport {
     let mut report = ProbeReport::default();
     if let Err(error) = run(shared, &mut report).await {
-        report.suggestions = suggestions(&error, shared);
+        report.suggestions = suggestions(&error, shared).await;
         report.error = Some(error);
     }
     report
@@ -37,10 +39,14 @@ async fn run(shared: &Shared, report: &mut ProbeReport) -> Result<(), SendError>
     let uri = &shared.uri;
     let host = uri.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = uri.port_or_known_default().unwrap_or(443);
-    let target = format!("{host}:{port}");
     let limit = shared.timeout;
 
     let started = Instant::now();
+    if crate::http::localhost_name(uri) {
+        // Pinned to loopback, as the HTTP client does (RFC 6761): DNS is not asked.
+        let pinned: Vec<SocketAddr> = crate::http::LOOPBACK.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        return connect_onwards(shared, report, pinned, started, "(localhost name, not looked up)").await;
+    }
     let resolved = tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await;
     let addresses: Vec<SocketAddr> = match resolved {
         Ok(Ok(addresses)) => addresses.collect(),
@@ -56,8 +62,25 @@ async fn run(shared: &Shared, report: &mut ProbeReport) -> Result<(), SendError>
             ));
         }
     };
+    connect_onwards(shared, report, addresses, started, "").await
+}
+
+/// The steps after name resolution: connect, TLS, token, GetFolder.
+async fn connect_onwards(
+    shared: &Shared,
+    report: &mut ProbeReport,
+    addresses: Vec<SocketAddr>,
+    resolved_at: Instant,
+    note: &str,
+) -> Result<(), SendError> {
+    let uri = &shared.uri;
+    let host = uri.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port_or_known_default().unwrap_or(443);
+    let target = format!("{host}:{port}");
+    let limit = shared.timeout;
     let shown: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
-    report.step("resolve", StepOutcome::Ok, started.elapsed(), format!("{host} → {}", shown.join(", ")));
+    let detail = format!("{host} → {} {note}", shown.join(", "));
+    report.step("resolve", StepOutcome::Ok, resolved_at.elapsed(), detail.trim_end());
 
     let started = Instant::now();
     let mut stream = None;
@@ -72,7 +95,7 @@ async fn run(shared: &Shared, report: &mut ProbeReport) -> Result<(), SendError>
                 let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
                 last_error = Some(EwsError::Connect { target: target.clone(), reason: e.to_string(), refused });
             }
-            Err(_) => last_error = Some(EwsError::ConnectTimeout { target: target.clone(), limit }),
+            Err(_) => last_error = Some(EwsError::ConnectTimeout { target: target.clone(), limit, tls: false }),
         }
     }
     let Some((stream, address)) = stream else {
@@ -145,6 +168,40 @@ async fn run(shared: &Shared, report: &mut ProbeReport) -> Result<(), SendError>
     }
 }
 
+/// What to say about a redirect to `target` (the `Location` resolved against exchange.uri,
+/// already known to pass the config's endpoint rule). It becomes a setting only when a
+/// `GetFolder` there succeeds; that check is made only on the same origin (scheme, host and
+/// port), since following a redirect's word to another host would hand it the credentials.
+async fn redirect_suggestion(shared: &Shared, target: &url::Url) -> Suggestion {
+    if target.origin() != shared.uri.origin() {
+        return Suggestion {
+            summary: format!(
+                "the server points to {target}, on another host (unverified: mailroom sends no credentials to another host because a redirect says so); if that is the EWS endpoint, set exchange.uri to it and run diagnose again"
+            ),
+            settings: Vec::new(),
+        };
+    }
+    let mut transcript = Transcript::new();
+    let body = soap::get_folder(shared.impersonated());
+    let what = "GetFolder sentitems at the redirect target";
+    match shared.run_at(target, Operation::GetFolder, body, what, At::Probe, &mut transcript).await {
+        Ok(_) => Suggestion {
+            summary: format!(
+                "the server redirects to {target}, and GetFolder succeeds there: use it as the EWS address"
+            ),
+            settings: vec![("exchange.uri", format!("\"{target}\""))],
+        },
+        Err(error) => Suggestion {
+            summary: format!(
+                "the server points to {target} (unverified: GetFolder there failed with {}: {})",
+                error.kind(),
+                error.detail()
+            ),
+            settings: Vec::new(),
+        },
+    }
+}
+
 /// A TLS handshake with the same config the HTTP client uses, on its own connection.
 async fn handshake(shared: &Shared, stream: TcpStream, host: &str, target: &str) -> Result<String, EwsError> {
     let tls_error = |reason: String, cause| EwsError::Tls { target: target.to_owned(), reason, cause };
@@ -173,7 +230,7 @@ async fn handshake(shared: &Shared, stream: TcpStream, host: &str, target: &str)
 }
 
 /// Settings to change, read off the classified error.
-fn suggestions(error: &SendError, shared: &Shared) -> Vec<Suggestion> {
+async fn suggestions(error: &SendError, shared: &Shared) -> Vec<Suggestion> {
     let mut found = Vec::new();
     if error.kind() == ErrorKind::AuthDisabled
         && error.field() == Some("exchange.auth")
@@ -185,14 +242,11 @@ fn suggestions(error: &SendError, shared: &Shared) -> Vec<Suggestion> {
         });
     }
     if error.kind() == ErrorKind::Protocol
-        && let Some(reply) = error.server_reply()
-        && let Some(location) = reply.text.strip_prefix("Location: ")
-        && location.to_ascii_lowercase().ends_with(".asmx")
+        && let Some(EwsError::Redirect { target: Some(target), .. }) =
+            error.source().and_then(|source| source.downcast_ref::<EwsError>())
+        && target.path().to_ascii_lowercase().ends_with(".asmx")
     {
-        found.push(Suggestion {
-            summary: format!("the server redirects to {location}: use it as the EWS address"),
-            settings: vec![("exchange.uri", format!("\"{location}\""))],
-        });
+        found.push(redirect_suggestion(shared, target).await);
     }
     if error.kind() == ErrorKind::Protocol
         && error.field() == Some("exchange.uri")

@@ -104,6 +104,35 @@ pub(crate) struct Reply {
     pub messages: Vec<ResponseMessage>,
 }
 
+impl Reply {
+    /// Scrubs the request's secrets from every text kept (an echoing server could quote
+    /// them in a fault or a message text).
+    pub(crate) fn scrub(&mut self, scrubber: &crate::redact::Scrubber) {
+        let xml = |xml: &mut MessageXml| {
+            for (name, text) in xml.values.iter_mut().chain(xml.elements.iter_mut()) {
+                scrubber.scrub_in_place(name);
+                scrubber.scrub_in_place(text);
+            }
+        };
+        if let Some(fault) = &mut self.fault {
+            scrubber.scrub_in_place(&mut fault.code);
+            scrubber.scrub_in_place(&mut fault.text);
+            for text in [&mut fault.response_code, &mut fault.message].into_iter().flatten() {
+                scrubber.scrub_in_place(text);
+            }
+            xml(&mut fault.message_xml);
+        }
+        for message in &mut self.messages {
+            scrubber.scrub_in_place(&mut message.element);
+            scrubber.scrub_in_place(&mut message.class);
+            for text in [&mut message.code, &mut message.text, &mut message.id].into_iter().flatten() {
+                scrubber.scrub_in_place(text);
+            }
+            xml(&mut message.message_xml);
+        }
+    }
+}
+
 /// Why a body is not a usable SOAP reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ParseError {
@@ -119,6 +148,17 @@ pub(crate) enum ParseError {
     NotSoap(String),
     /// Deeper than [`MAX_DEPTH`].
     TooDeep,
+}
+
+impl ParseError {
+    /// The error with the request's secrets scrubbed from any quoted text.
+    pub(crate) fn scrubbed(self, scrubber: &crate::redact::Scrubber) -> ParseError {
+        match self {
+            ParseError::Malformed(reason) => ParseError::Malformed(scrubber.scrub(&reason)),
+            ParseError::NotSoap(root) => ParseError::NotSoap(scrubber.scrub(&root)),
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for ParseError {

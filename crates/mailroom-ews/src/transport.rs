@@ -1,6 +1,7 @@
 //! `EwsTransport`: the Exchange `Transport` — builds the `CreateItem` for a message, authenticates (Basic, or OAuth client credentials with impersonation), posts it, and classifies the reply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mailroom_core::config::EwsAuth;
@@ -14,7 +15,7 @@ use url::Url;
 
 use crate::envelope;
 use crate::error::{At, Context, EwsError};
-use crate::http::{self, Header, Http, HttpReply};
+use crate::http::{self, Header, Http, HttpReply, Post};
 use crate::oauth::{self, ClientCredentials};
 use crate::probe;
 use crate::soap::{self, Disposition, Operation};
@@ -74,7 +75,11 @@ pub(crate) struct Shared {
     pub(crate) context: Context,
     pub(crate) disposition: Disposition,
     pub(crate) tls: rustls::ClientConfig,
-    pub(crate) timeout: std::time::Duration,
+    /// `timeout_secs`: connecting (TCP and TLS), DNS in the probe, and every reply but the
+    /// one to `CreateItem`.
+    pub(crate) timeout: Duration,
+    /// The reply deadline of `CreateItem`.
+    pub(crate) send_timeout: Duration,
     permits: Semaphore,
 }
 
@@ -123,6 +128,7 @@ pub struct EwsTransportBuilder {
     token_endpoint: Option<Url>,
     tokens: Option<Arc<dyn TokenSource>>,
     save_copy: bool,
+    send_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for EwsTransportBuilder {
@@ -159,6 +165,15 @@ impl EwsTransportBuilder {
         self
     }
 
+    /// How long to wait for Exchange's answer to a `CreateItem` once connected; past it the
+    /// send is `delivery_unknown` (default: max(6 × `timeout_secs`, 60 s), as Exchange
+    /// scans content before it answers, like the SMTP and Gmail drivers). Connecting (TCP
+    /// and TLS handshake) and every other request are bounded by `timeout_secs`.
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = Some(timeout);
+        self
+    }
+
     /// Builds the transport; reads `ca_file`. No connection is made until the first request.
     pub fn build(self) -> Result<EwsTransport, SendError> {
         let config = self.config;
@@ -187,13 +202,7 @@ impl EwsTransportBuilder {
             }));
         }
         let tls = http::tls_config(config.ca_file.as_deref()).map_err(fail)?;
-        let loopback = |url: &Url| match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        let http_client = Http::new(tls.clone(), config.timeout, loopback(&config.uri)).map_err(fail)?;
+        let http_client = Http::new(tls.clone(), config.timeout, &config.uri).map_err(fail)?;
         let login = if oauth {
             let tokens: Arc<dyn TokenSource> = match self.tokens {
                 Some(tokens) => tokens,
@@ -226,17 +235,15 @@ impl EwsTransportBuilder {
                             oauth::token_endpoint(tenant.trim())
                         }
                     };
-                    let token_http = if loopback(&endpoint) == loopback(&config.uri) {
-                        http_client.clone()
-                    } else {
-                        Http::new(tls.clone(), config.timeout, loopback(&endpoint)).map_err(fail)?
-                    };
+                    // Its own client: proxy use and localhost pinning are per endpoint.
+                    let token_http = Http::new(tls.clone(), config.timeout, &endpoint).map_err(fail)?;
                     Arc::new(ClientCredentials {
                         http: token_http,
                         endpoint,
                         client_id,
                         client_secret,
                         context: context.clone(),
+                        timeout: config.timeout,
                     })
                 }
             };
@@ -259,6 +266,7 @@ impl EwsTransportBuilder {
                 disposition: if self.save_copy { Disposition::SendAndSaveCopy } else { Disposition::SendOnly },
                 tls,
                 timeout: config.timeout,
+                send_timeout: self.send_timeout.unwrap_or((config.timeout * 6).max(Duration::from_secs(60))),
                 permits: Semaphore::new(MAX_IN_FLIGHT),
             }),
         })
@@ -273,7 +281,14 @@ impl EwsTransport {
 
     /// A builder for the token endpoint, a custom token source and Sent Items copies.
     pub fn builder(sender: Mailbox, config: &mailroom_core::config::EwsConfig) -> EwsTransportBuilder {
-        EwsTransportBuilder { sender, config: config.clone(), token_endpoint: None, tokens: None, save_copy: false }
+        EwsTransportBuilder {
+            sender,
+            config: config.clone(),
+            token_endpoint: None,
+            tokens: None,
+            save_copy: false,
+            send_timeout: None,
+        }
     }
 }
 
@@ -286,10 +301,11 @@ impl Shared {
         }
     }
 
-    /// Posts one SOAP request with authentication; a Bearer token Exchange rejects (401)
-    /// is refreshed once. Returns the reply, or the token error as a `SendError`.
+    /// Posts one SOAP request to `uri` with authentication; a Bearer token Exchange rejects
+    /// (401) is refreshed once. Returns the reply, or the token error as a `SendError`.
     pub(crate) async fn call(
         &self,
+        uri: &Url,
         operation: Operation,
         mut body: Vec<u8>,
         what: &str,
@@ -329,7 +345,12 @@ impl Shared {
             // Only a request that may be repeated (a Bearer token not yet refreshed) keeps a
             // copy of the body; a multi-megabyte message is not copied for nothing.
             let payload = if token.is_some() && !refreshed { body.clone() } else { std::mem::take(&mut body) };
-            let reply = self.http.post(&self.uri, headers, payload, what, transcript).await;
+            let reply_timeout = match operation {
+                Operation::CreateItem => self.send_timeout,
+                _ => self.timeout,
+            };
+            let request = Post { url: uri, headers, body: payload, what, reply_timeout, secrets: &[] };
+            let reply = self.http.post(request, transcript).await;
             match (&reply, &self.login, token) {
                 (Ok(HttpReply { status: 401, .. }), Login::OAuth { tokens }, Some(token)) if !refreshed => {
                     transcript.note("Exchange rejected the access token: fetching a new one once");
@@ -346,7 +367,7 @@ impl Shared {
         error.into_send_error(&self.context, at, transcript)
     }
 
-    /// Runs one operation to a successful response message.
+    /// Runs one operation against the configured URI to a successful response message.
     pub(crate) async fn run(
         &self,
         operation: Operation,
@@ -355,13 +376,27 @@ impl Shared {
         at: At,
         transcript: &mut Transcript,
     ) -> Result<(u16, crate::reply::ResponseMessage), SendError> {
+        self.run_at(&self.uri, operation, body, what, at, transcript).await
+    }
+
+    /// Runs one operation against `uri` (the probe checks a redirect target on the same
+    /// origin with it).
+    pub(crate) async fn run_at(
+        &self,
+        uri: &Url,
+        operation: Operation,
+        body: Vec<u8>,
+        what: &str,
+        at: At,
+        transcript: &mut Transcript,
+    ) -> Result<(u16, crate::reply::ResponseMessage), SendError> {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        let reply = match self.call(operation, body, what, transcript).await? {
+        let reply = match self.call(uri, operation, body, what, transcript).await? {
             Ok(reply) => reply,
             Err(error) => return Err(self.classify(at, std::mem::take(transcript), error)),
         };
-        http::record_body(transcript, &reply.body);
-        match EwsError::check_reply(reply.status, &reply.reason, &reply.headers, &reply.body) {
+        reply.record_body(transcript);
+        match EwsError::check_reply(uri, &reply) {
             Ok(message) => Ok((reply.status, message)),
             Err(error) => Err(self.classify(at, std::mem::take(transcript), error)),
         }

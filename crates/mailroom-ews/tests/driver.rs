@@ -190,6 +190,26 @@ async fn http_level_failures_are_classified() {
     assert_eq!(unavailable.kind(), ErrorKind::ServiceUnavailable);
     assert_eq!(unavailable.retry(), Retry::Temporary { after: Some(Duration::from_secs(7)) });
 
+    // A server error after the whole CreateItem was sent may come after Exchange took the
+    // message: never resent automatically (429 and 503 are refusals and are).
+    for status in [500, 502, 504] {
+        let error = send_error(ResponseTemplate::new(status).set_body_string("<html>Bad Gateway</html>")).await;
+        assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{status}");
+        assert!(!error.retry().is_temporary(), "{status}: {error:?}");
+        assert!(mailroom_core::RetryPolicy::default().delay_before_retry(1, &error).is_none(), "{status}");
+        assert!(error.remediation()[0].contains("may have been sent"), "{status}: {:?}", error.remediation());
+    }
+    for (status, code) in
+        [(500, "ErrorInternalServerError"), (500, "ErrorTimeoutExpired"), (500, "ErrorProxyRequestProcessingFailed")]
+    {
+        let body = fixture("fault_server_busy.xml").replace("ErrorServerBusy", code);
+        let error = send_error(xml(status, "fault_server_busy.xml").set_body_string(body)).await;
+        assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{code}");
+        assert!(!error.retry().is_temporary(), "{code}: {error:?}");
+    }
+    let throttled = send_error(ResponseTemplate::new(429)).await;
+    assert!(throttled.retry().is_temporary());
+
     let garbage_500 =
         send_error(ResponseTemplate::new(500).set_body_string("<html><body>Runtime Error</body></html>")).await;
     assert_eq!(garbage_500.kind(), ErrorKind::ServiceUnavailable);
@@ -262,7 +282,7 @@ async fn redirects_are_not_followed() {
         .await;
     let error = transport_for(&server).send(&message("redirect")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ServiceUnavailable);
-    assert!(error.retry().is_temporary());
+    assert!(!error.retry().is_temporary(), "Exchange's error page may follow a submitted CreateItem");
     assert!(error.detail().contains("X-CasErrorCode: ServerUnavailable"), "{error}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1, "the redirect must not be followed");
 
@@ -274,16 +294,62 @@ async fn redirects_are_not_followed() {
 }
 
 #[tokio::test]
-async fn a_slow_server_is_a_timeout_that_is_never_retried() {
-    let server = server_answering(xml(200, "create_item_success.xml").set_delay(Duration::from_secs(5))).await;
+async fn a_slow_get_folder_is_a_timeout_of_the_probe() {
+    let server = server_answering(xml(200, "get_folder_success.xml").set_delay(Duration::from_secs(5))).await;
     let mut slow = config(&format!("{}{EWS_PATH}", server.uri()));
     slow.timeout = Duration::from_millis(600);
     let started = std::time::Instant::now();
-    let error = EwsTransport::new(sender(), &slow).unwrap().send(&message("slow")).await.unwrap_err();
+    let report = EwsTransport::new(sender(), &slow).unwrap().probe().await;
     assert!(started.elapsed() < Duration::from_secs(3), "the deadline holds");
-    assert_eq!((error.kind(), error.field()), (ErrorKind::Timeout, Some("exchange.timeout_secs")));
+    let error = report.error.expect("the probe fails");
+    assert_eq!((error.kind(), error.field()), (ErrorKind::Timeout, Some("exchange.timeout_secs")), "{error}");
+}
+
+/// Repro A: the server reads the whole CreateItem and never answers. Exchange may have
+/// accepted the message (it scans content before answering): the outcome is unknown, and
+/// never retried.
+#[tokio::test]
+async fn a_create_item_read_in_full_and_never_answered_is_delivery_unknown() {
+    let addr = raw_http(Answer::Silent).await;
+    let mut quick = config(&format!("http://{addr}{EWS_PATH}"));
+    quick.timeout = Duration::from_secs(1);
+    let transport = EwsTransport::builder(sender(), &quick).send_timeout(Duration::from_millis(700)).build().unwrap();
+    let started = std::time::Instant::now();
+    let error = transport.send(&message("unanswered")).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "the reply deadline holds: {:?}", started.elapsed());
+    assert_eq!(error.kind(), ErrorKind::DeliveryUnknown, "{error}");
     assert!(!error.retry().is_temporary());
-    assert!(error.remediation()[0].contains("may still deliver"), "{:?}", error.remediation());
+    assert!(mailroom_core::RetryPolicy::default().delay_before_retry(1, &error).is_none());
+    assert!(error.remediation()[0].contains("Sent Items"), "{:?}", error.remediation());
+}
+
+/// The default reply deadline of a CreateItem is max(6 × timeout_secs, 60 s): a server
+/// slower than timeout_secs but within it is a success.
+#[tokio::test]
+async fn a_create_item_may_take_longer_than_timeout_secs() {
+    let server = server_answering(xml(200, "create_item_success.xml").set_delay(Duration::from_millis(1500))).await;
+    let mut quick = config(&format!("{}{EWS_PATH}", server.uri()));
+    quick.timeout = Duration::from_secs(1);
+    EwsTransport::new(sender(), &quick).unwrap().send(&message("scanned")).await.unwrap();
+}
+
+/// Repro B: an https:// endpoint that accepts TCP and stays silent. The connect deadline
+/// (TCP and TLS handshake) fires, nothing was sent, and the advice is about connecting.
+#[tokio::test]
+async fn a_tls_handshake_that_never_completes_is_a_connect_stage_timeout() {
+    let addr = silent_listener().await;
+    let mut quick = config(&format!("https://127.0.0.1:{}{EWS_PATH}", addr.port()));
+    quick.timeout = Duration::from_secs(1);
+    // Default reply deadline (60 s): only the connect deadline can end this within 5 s.
+    let transport = EwsTransport::new(sender(), &quick).unwrap();
+    let started = std::time::Instant::now();
+    let error = transport.send(&message("handshake")).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "the connect deadline fires: {:?}", started.elapsed());
+    assert_eq!((error.kind(), error.field()), (ErrorKind::Timeout, Some("exchange.uri")), "{error}");
+    let advice = error.remediation().join(" ");
+    assert!(advice.contains("nothing was sent") && advice.contains("TLS handshake"), "{advice}");
+    assert!(!advice.contains("after the message was sent") && !advice.contains("may still deliver"), "{advice}");
+    assert!(!error.detail().contains("after the request was sent"), "{error}");
 }
 
 #[tokio::test]
@@ -356,4 +422,35 @@ async fn no_secret_reaches_debug_errors_transcripts_or_logs() {
         assert!(!text.contains(PASSWORD) && !text.contains(&basic), "a secret leaked: {text}");
     }
     assert!(error.transcript().unwrap().to_string().contains("C: Authorization: Basic [redacted]"));
+}
+
+/// A server (or a proxy in front of it) whose error page quotes the request, headers and
+/// body: nothing of the credentials may be kept, in any rendering.
+#[tokio::test]
+async fn an_echoing_server_never_gets_the_credentials_into_errors_or_transcripts() {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("erp@company.com:{PASSWORD}"));
+    for soap in [false, true] {
+        let addr = raw_http(Answer::Echo { status: if soap { 500 } else { 400 }, soap }).await;
+        let transport = EwsTransport::new(sender(), &config(&format!("http://{addr}{EWS_PATH}"))).unwrap();
+        let error = transport.send(&message("echo")).await.unwrap_err();
+        let probe = transport.probe().await;
+        let transcript = error.transcript().unwrap().to_string();
+        assert!(
+            transcript.contains("[redacted]") && transcript.contains("SOAPAction"),
+            "the echo is kept, scrubbed: {transcript}"
+        );
+        let rendered = [
+            format!("{error:?}"),
+            error.to_string(),
+            error.user_message(),
+            error.remediation().join("\n"),
+            transcript,
+            serde_json::to_string(&error.report()).unwrap(),
+            format!("{probe:?}"),
+            probe.error.as_ref().map(|e| e.transcript().map(|t| t.to_string()).unwrap_or_default()).unwrap_or_default(),
+        ];
+        for text in rendered {
+            assert!(!text.contains(PASSWORD) && !text.contains(&basic), "soap={soap}: a secret leaked: {text}");
+        }
+    }
 }

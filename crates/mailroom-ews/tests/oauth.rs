@@ -183,3 +183,77 @@ async fn an_http_token_endpoint_off_loopback_is_refused() {
     let error = EwsTransport::new(sender(), &missing).unwrap_err();
     assert_eq!((error.kind(), error.field()), (ErrorKind::InvalidConfig, Some("exchange.client_secret")));
 }
+
+/// Answers a token request with an OAuth error whose description quotes the request.
+struct EchoingTokenEndpoint;
+
+impl Respond for EchoingTokenEndpoint {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let headers: Vec<String> = request
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or_default()))
+            .collect();
+        ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": "invalid_request",
+            "error_description": format!("AADSTS900144: cannot read {} {}", headers.join("; "), String::from_utf8_lossy(&request.body)),
+        }))
+    }
+}
+
+fn assert_no_secret(error: &mailroom_core::SendError, secrets: &[&str]) {
+    let rendered = [
+        format!("{error:?}"),
+        error.to_string(),
+        error.user_message(),
+        error.remediation().join("\n"),
+        error.transcript().map(|t| t.to_string()).unwrap_or_default(),
+        serde_json::to_string(&error.report()).unwrap(),
+    ];
+    for text in rendered {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn echoing_token_and_ews_endpoints_never_get_secrets_into_errors() {
+    // The token endpoint quotes the form (client secret) in a JSON error, then as an HTML page.
+    let login = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(EchoingTokenEndpoint).mount(&login).await;
+    let html_login = raw_http(Answer::Echo { status: 400, soap: false }).await;
+    for endpoint in [format!("{}{TOKEN_PATH}", login.uri()), format!("http://{html_login}{TOKEN_PATH}")] {
+        let transport =
+            EwsTransport::builder(sender(), &oauth_config("https://outlook.office365.com/EWS/Exchange.asmx"))
+                .token_endpoint(endpoint.parse().unwrap())
+                .build()
+                .unwrap();
+        let error = transport.send(&message("echo")).await.unwrap_err();
+        assert!(
+            error.transcript().unwrap().to_string().contains("client_secret=[redacted]"),
+            "{}",
+            error.transcript().unwrap()
+        );
+        assert_no_secret(&error, &[CLIENT_SECRET]);
+    }
+
+    // Exchange quotes the Bearer token back.
+    let setup = Setup::new().await;
+    for soap in [false, true] {
+        let ews = raw_http(Answer::Echo { status: if soap { 500 } else { 400 }, soap }).await;
+        let transport = EwsTransport::builder(sender(), &oauth_config(&format!("http://{ews}{EWS_PATH}")))
+            .token_endpoint(format!("{}{TOKEN_PATH}", setup.login.uri()).parse().unwrap())
+            .build()
+            .unwrap();
+        let error = transport.send(&message("echo")).await.unwrap_err();
+        assert!(
+            error.transcript().unwrap().to_string().contains("x-anchormailbox: erp@company.com"),
+            "{}",
+            error.transcript().unwrap()
+        );
+        assert_no_secret(&error, &["sentinel-access-token", CLIENT_SECRET]);
+        let probe = transport.probe().await;
+        assert_no_secret(probe.error.as_ref().unwrap(), &["sentinel-access-token", CLIENT_SECRET]);
+    }
+}

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mailroom_core::{ErrorKind, StepOutcome, Transport};
 use mailroom_ews::EwsTransport;
-use wiremock::matchers::method;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn step_names(report: &mailroom_core::ProbeReport) -> Vec<(&str, StepOutcome)> {
@@ -99,4 +99,70 @@ async fn the_probe_suggests_the_usual_ews_path_on_404() {
     assert_eq!(report.error.as_ref().unwrap().field(), Some("exchange.uri"));
     let expected = format!("\"{}/EWS/Exchange.asmx\"", server.uri());
     assert_eq!(report.suggestions.first().map(|s| s.settings.clone()), Some(vec![("exchange.uri", expected)]));
+}
+
+/// A GetFolder answered with a relative redirect: the target is resolved against
+/// exchange.uri and becomes a setting only when a GetFolder there succeeds.
+#[tokio::test]
+async fn a_relative_redirect_is_suggested_only_once_verified() {
+    for target_works in [true, false] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(EWS_PATH))
+            .respond_with(ResponseTemplate::new(302).insert_header("location", "/EWS/Exchange2.asmx"))
+            .mount(&server)
+            .await;
+        let at_target = if target_works {
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/xml; charset=utf-8")
+                .set_body_string(fixture("get_folder_success.xml"))
+        } else {
+            ResponseTemplate::new(404)
+        };
+        Mock::given(method("POST")).and(path("/EWS/Exchange2.asmx")).respond_with(at_target).mount(&server).await;
+        let report =
+            EwsTransport::new(sender(), &config(&format!("{}{EWS_PATH}", server.uri()))).unwrap().probe().await;
+        let error = report.error.as_ref().expect("the configured URI redirects");
+        assert_eq!((error.kind(), error.field()), (ErrorKind::Protocol, Some("exchange.uri")));
+        let absolute = format!("{}/EWS/Exchange2.asmx", server.uri());
+        assert_eq!(report.suggestions.len(), 1, "{:?}", report.suggestions);
+        let suggestion = &report.suggestions[0];
+        assert!(suggestion.summary.contains(&absolute), "{}", suggestion.summary);
+        if target_works {
+            assert_eq!(suggestion.settings, [("exchange.uri", format!("\"{absolute}\""))]);
+        } else {
+            assert!(suggestion.settings.is_empty(), "an unverified target is no setting: {suggestion:?}");
+            assert!(suggestion.summary.contains("unverified"), "{}", suggestion.summary);
+        }
+        for step in &report.suggestions {
+            for (_, value) in &step.settings {
+                assert!(value.starts_with("\"http"), "never a relative URI: {value}");
+            }
+        }
+        assert!(!error.remediation().iter().any(|r| r.contains("uri = \"/EWS")), "{:?}", error.remediation());
+    }
+}
+
+/// A redirect to another host is never checked with the credentials, and a cleartext one
+/// off loopback is never suggested at all.
+#[tokio::test]
+async fn redirects_elsewhere_are_never_verified_or_suggested_as_settings() {
+    for (location, suggested) in
+        [("https://mail2.company.com/EWS/Exchange.asmx", true), ("http://mail2.company.com/EWS/Exchange.asmx", false)]
+    {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(301).insert_header("location", location))
+            .mount(&server)
+            .await;
+        let report =
+            EwsTransport::new(sender(), &config(&format!("{}{EWS_PATH}", server.uri()))).unwrap().probe().await;
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "{location}: one GetFolder, to the configured URI"
+        );
+        assert!(report.suggestions.iter().all(|s| s.settings.is_empty()), "{location}: {:?}", report.suggestions);
+        assert_eq!(report.suggestions.len(), usize::from(suggested), "{location}: {:?}", report.suggestions);
+    }
 }

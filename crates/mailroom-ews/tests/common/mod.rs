@@ -232,12 +232,40 @@ pub enum Answer {
     Xml(String),
     /// Read the whole request, then close without a reply.
     Hangup,
+    /// Read the whole request, then keep the connection open without a word.
+    Silent,
+    /// Answer with this status and a page quoting the request's headers and body verbatim,
+    /// as some proxies' and servers' error pages do; `soap` wraps the quote in a SOAP fault.
+    Echo { status: u16, soap: bool },
 }
 
 async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: Answer) {
-    while let Some((head, _body)) = read_request(&mut stream).await {
-        let _ = head;
+    while let Some((head, body)) = read_request(&mut stream).await {
         match &answer {
+            Answer::Silent => {
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                return;
+            }
+            Answer::Echo { status, soap } => {
+                let quoted = format!("{head}{}", String::from_utf8_lossy(&body));
+                let (content_type, page) = if *soap {
+                    let escaped = quoted.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+                    (
+                        "text/xml; charset=utf-8",
+                        format!(
+                            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>Bad request: {escaped}</faultstring></s:Fault></s:Body></s:Envelope>"#
+                        ),
+                    )
+                } else {
+                    ("text/html", format!("<html><body><h1>Bad Request</h1><pre>{quoted}</pre></body></html>"))
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} Whatever\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                return;
+            }
             Answer::Xml(body) => {
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
@@ -260,6 +288,20 @@ pub async fn raw_http(reply: Answer) -> std::net::SocketAddr {
         for _ in 0..16 {
             let Ok((stream, _)) = listener.accept().await else { return };
             tokio::spawn(answer(stream, reply.clone()));
+        }
+    });
+    addr
+}
+
+/// A loopback listener that accepts connections and never sends a byte (an https:// URI
+/// pointing at a port that does not speak first: the TLS handshake never completes).
+pub async fn silent_listener() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
         }
     });
     addr
