@@ -15,6 +15,7 @@ mod secret;
 mod token;
 mod transcript;
 mod transport;
+pub mod trust;
 
 pub use config::{CompanyEmail, ServiceConfig, SmtpConfig, TlsMode};
 pub use error::{DocumentedError, ErrorKind, ErrorReport, Retry, SendError, ServerReply, ServiceKind};

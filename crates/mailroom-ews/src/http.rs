@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use mailroom_core::Transcript;
 use mailroom_core::config::checks::is_loopback_host;
+use mailroom_core::trust::{self, TrustError};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use url::Url;
 
 use crate::error::{EwsError, TlsFailure};
@@ -28,27 +27,16 @@ const POOL_IDLE: Duration = Duration::from_secs(20);
 /// The rustls client config: aws-lc-rs chosen explicitly (never the process default), Mozilla's
 /// roots plus every certificate in `ca_file`, HTTP/1.1 only.
 pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<ClientConfig, EwsError> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut extra_roots = Vec::new();
     if let Some(path) = ca_file {
         let ca_error = |reason: String| EwsError::CaFile { path: path.display().to_string(), reason };
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let mut added = 0;
-        for certificate in CertificateDer::pem_slice_iter(&pem) {
-            let certificate = certificate.map_err(|e| ca_error(format!("not a PEM certificate: {e}")))?;
-            roots.add(certificate).map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_error("it holds no -----BEGIN CERTIFICATE----- block".into()));
-        }
+        extra_roots = trust::certificates_from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EwsError::Client(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = trust::client_config(extra_roots).map_err(|e| match (e, ca_file) {
+        (TrustError::Unusable(reason), Some(path)) => EwsError::CaFile { path: path.display().to_string(), reason },
+        (other, _) => EwsError::Client(other.to_string()),
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -1,10 +1,8 @@
 //! The HTTP plumbing shared by the token, send, probe and consent requests: the reqwest clients (rustls on aws-lc-rs, no redirects, no proxy for loopback endpoints), bounded body reads, and the classification of transport failures.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
 
 use crate::error::{Endpoint, GmailError};
 
@@ -32,17 +30,7 @@ pub(crate) fn client(
     extra_roots: &[CertificateDer<'static>],
     direct: bool,
 ) -> Result<reqwest::Client, String> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for root in extra_roots {
-        roots.add(root.clone()).map_err(|e| format!("unusable root certificate: {e}"))?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut tls = mailroom_core::trust::client_config(extra_roots.iter().cloned()).map_err(|e| e.to_string())?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)

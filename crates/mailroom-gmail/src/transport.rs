@@ -9,8 +9,6 @@ use mailroom_core::{
     Mailbox, OutgoingMessage, ProbeReport, Secret, SendError, SendReceipt, ServerReply, ServiceKind, TokenCache,
     Transcript, Transport,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::error::{ApiError, Endpoint, GmailError, retry_after_header, retry_after_in_message, scrub, snippet};
 use crate::http::{self, Reply};
@@ -101,22 +99,10 @@ impl GmailTransportBuilder {
     pub fn build(self) -> Result<GmailTransport, SendError> {
         let mut roots = Vec::new();
         for pem in &self.roots_pem {
-            let before = roots.len();
-            for certificate in CertificateDer::pem_slice_iter(pem) {
-                let certificate: CertificateDer<'static> = certificate.map_err(|e| {
-                    SendError::new(
-                        mailroom_core::ErrorKind::InvalidConfig,
-                        format!("an extra root is not a PEM certificate: {e}"),
-                    )
-                })?;
-                roots.push(certificate);
-            }
-            if roots.len() == before {
-                return Err(SendError::new(
-                    mailroom_core::ErrorKind::InvalidConfig,
-                    "an extra root holds no -----BEGIN CERTIFICATE----- block",
-                ));
-            }
+            let certificates = mailroom_core::trust::certificates_from_pem(pem).map_err(|e| {
+                SendError::new(mailroom_core::ErrorKind::InvalidConfig, format!("an extra root is refused: {e}"))
+            })?;
+            roots.extend(certificates);
         }
         let setup_failed =
             |e: String| SendError::new(mailroom_core::ErrorKind::InvalidConfig, format!("cannot set up HTTPS: {e}"));

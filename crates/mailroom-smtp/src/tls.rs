@@ -3,35 +3,27 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use mailroom_core::trust::{self, TrustError};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 
 use crate::error::SmtpError;
 
-/// Builds the client config: Mozilla's roots (webpki-roots) plus every certificate in `ca_file`.
+/// Builds the client config: core's trust policy with every certificate in `ca_file` added.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, SmtpError> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut extra_roots = Vec::new();
     if let Some(path) = ca_file {
         let ca_error = |reason: String| SmtpError::CaFile { path: path.display().to_string(), reason };
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let mut added = 0;
-        for certificate in CertificateDer::pem_slice_iter(&pem) {
-            let certificate = certificate.map_err(|e| ca_error(format!("not a PEM certificate: {e}")))?;
-            roots.add(certificate).map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_error("it holds no -----BEGIN CERTIFICATE----- block".into()));
-        }
+        extra_roots = trust::certificates_from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SmtpError::Tls { reason: e.to_string(), cause: crate::error::TlsFailure::Other })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = trust::client_config(extra_roots).map_err(|e| match e {
+        TrustError::Settings(reason) => SmtpError::Tls { reason, cause: crate::error::TlsFailure::Other },
+        other => SmtpError::CaFile {
+            path: ca_file.map(|p| p.display().to_string()).unwrap_or_default(),
+            reason: other.to_string(),
+        },
+    })?;
     Ok(Arc::new(config))
 }
 
