@@ -60,9 +60,89 @@ pub fn client_config(
         .with_no_client_auth())
 }
 
+/// What kind of TLS handshake failure a rustls error is, for classification: a peer that
+/// does not speak TLS is a setting mismatch (`tls_mismatch`), the rest certificate trouble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The peer sent bytes that are not TLS (a plaintext greeting, plain HTTP).
+    NotTls,
+    /// The certificate is not for this host name.
+    WrongHost,
+    /// The certificate is expired or not yet valid.
+    Expired,
+    /// The certificate chain is not trusted.
+    Untrusted,
+    /// Anything else (alerts, protocol versions, …).
+    Other,
+}
+
+impl TlsFailure {
+    /// The kind of `error`.
+    pub fn of(error: &rustls::Error) -> TlsFailure {
+        use rustls::{CertificateError, Error as TlsError};
+        match error {
+            TlsError::InvalidMessage(_)
+            | TlsError::InappropriateMessage { .. }
+            | TlsError::InappropriateHandshakeMessage { .. } => TlsFailure::NotTls,
+            TlsError::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => TlsFailure::WrongHost,
+            TlsError::InvalidCertificate(
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. },
+            ) => TlsFailure::Expired,
+            TlsError::InvalidCertificate(_) => TlsFailure::Untrusted,
+            _ => TlsFailure::Other,
+        }
+    }
+
+    /// Whether the certificate was refused (as opposed to the peer not speaking TLS, or another failure).
+    pub fn is_certificate(self) -> bool {
+        matches!(self, TlsFailure::WrongHost | TlsFailure::Expired | TlsFailure::Untrusted)
+    }
+}
+
+/// The rustls error in `error`'s chain, looking inside `io::Error`s too (their `source()`
+/// skips the error they wrap, and HTTP and TLS stacks nest them).
+pub fn find_rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(error);
+    for _ in 0..16 {
+        let cause = current?;
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            if let Some(tls) = find_rustls_error(inner) {
+                return Some(tls);
+            }
+        }
+        current = cause.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rustls_errors_are_found_inside_io_errors_and_classified() {
+        use rustls::{CertificateError, InvalidMessage};
+        let not_tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType),
+        );
+        let outer = std::io::Error::other(not_tls);
+        let found = find_rustls_error(&outer).map(TlsFailure::of);
+        assert_eq!(found, Some(TlsFailure::NotTls));
+        let expired = rustls::Error::InvalidCertificate(CertificateError::Expired);
+        assert_eq!(TlsFailure::of(&expired), TlsFailure::Expired);
+        assert!(TlsFailure::of(&expired).is_certificate());
+        assert_eq!(find_rustls_error(&std::io::Error::other("plain")), None);
+    }
 
     #[test]
     fn pem_text_without_certificates_is_refused_by_reason() {

@@ -23,42 +23,7 @@ pub(crate) enum At {
     Token,
 }
 
-/// Why a TLS handshake failed, from rustls's error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TlsFailure {
-    /// The peer does not speak TLS.
-    NotTls,
-    /// The certificate is not for this host name.
-    WrongHost,
-    /// The certificate is expired or not yet valid.
-    Expired,
-    /// The chain is not trusted.
-    Untrusted,
-    /// Anything else.
-    Other,
-}
-
-impl TlsFailure {
-    pub(crate) fn of(error: &rustls::Error) -> TlsFailure {
-        use rustls::{CertificateError, Error as TlsError};
-        match error {
-            TlsError::InvalidMessage(_)
-            | TlsError::InappropriateMessage { .. }
-            | TlsError::InappropriateHandshakeMessage { .. } => TlsFailure::NotTls,
-            TlsError::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            ) => TlsFailure::WrongHost,
-            TlsError::InvalidCertificate(
-                CertificateError::Expired
-                | CertificateError::ExpiredContext { .. }
-                | CertificateError::NotValidYet
-                | CertificateError::NotValidYetContext { .. },
-            ) => TlsFailure::Expired,
-            TlsError::InvalidCertificate(_) => TlsFailure::Untrusted,
-            _ => TlsFailure::Other,
-        }
-    }
-}
+pub(crate) use mailroom_core::trust::TlsFailure;
 
 /// The authentication schemes a 401 offered (`WWW-Authenticate`) and Microsoft's
 /// diagnostics header, which says "Modern Auth" when only OAuth is accepted.

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
+use mailroom_core::trust::TlsFailure;
+
 use crate::error::{Endpoint, GmailError};
 
 /// The most of a reply body read; Google's replies are a few hundred bytes.
@@ -97,10 +99,8 @@ pub(crate) fn classify(
     let reason = describe(error);
     if error.is_connect() {
         match tls_cause(error) {
-            Some((TlsCause::NotTls, reason)) => return GmailError::NotTls { endpoint, url, reason },
-            Some((TlsCause::Certificate | TlsCause::Other, reason)) => {
-                return GmailError::Tls { endpoint, url, reason };
-            }
+            Some((TlsFailure::NotTls, reason)) => return GmailError::NotTls { endpoint, url, reason },
+            Some((_, reason)) => return GmailError::Tls { endpoint, url, reason },
             None => {}
         }
         let reason = if error.is_timeout() { format!("connect timed out ({reason})") } else { reason };
@@ -140,55 +140,33 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// What kind of TLS handshake failure it was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TlsCause {
-    /// The peer does not speak TLS (plain HTTP or another protocol on an https:// port):
-    /// rustls saw a corrupt or out-of-place record (`InvalidContentType` and the like).
-    NotTls,
-    /// The certificate is untrusted, expired or for another host.
-    Certificate,
-    /// Any other handshake failure (no common protocol version or cipher, an alert).
-    Other,
-}
-
-impl TlsCause {
-    fn of(error: &rustls::Error) -> TlsCause {
-        match error {
-            rustls::Error::InvalidMessage(_)
-            | rustls::Error::InappropriateMessage { .. }
-            | rustls::Error::InappropriateHandshakeMessage { .. } => TlsCause::NotTls,
-            rustls::Error::InvalidCertificate(_) => TlsCause::Certificate,
-            _ => TlsCause::Other,
-        }
+/// The TLS failure in the chain, if the failure was the TLS handshake: its kind and text.
+fn tls_cause(error: &reqwest::Error) -> Option<(TlsFailure, String)> {
+    if let Some(tls) = mailroom_core::trust::find_rustls_error(error) {
+        return Some((TlsFailure::of(tls), tls.to_string()));
     }
+    // Without a rustls error, an io InvalidData in the chain is bytes that are not TLS.
+    not_tls_data(error, 0).map(|reason| (TlsFailure::NotTls, reason))
 }
 
-/// The TLS failure in the chain, if the failure was the TLS handshake: its cause and text.
-fn tls_cause(error: &reqwest::Error) -> Option<(TlsCause, String)> {
-    find_tls(error, 0)
-}
-
-fn find_tls(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<(TlsCause, String)> {
+/// The text of an `io::ErrorKind::InvalidData` somewhere in the chain, looking inside
+/// `io::Error`s too (their `source()` skips the error they wrap).
+fn not_tls_data(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<String> {
     if depth > 16 {
         return None;
     }
-    if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-        return Some((TlsCause::of(tls), tls.to_string()));
-    }
-    // io::Error::source() skips the error it wraps (and hyper-rustls nests io errors): look inside.
     if let Some(io) = cause.downcast_ref::<std::io::Error>()
         && let Some(inner) = io.get_ref()
     {
         let inner: &(dyn std::error::Error + 'static) = inner;
-        if let Some(found) = find_tls(inner, depth + 1) {
+        if let Some(found) = not_tls_data(inner, depth + 1) {
             return Some(found);
         }
-        if io.kind() == std::io::ErrorKind::InvalidData && inner.downcast_ref::<std::io::Error>().is_none() {
-            return Some((TlsCause::NotTls, format!("the server does not speak TLS: {inner}")));
+        if io.kind() == std::io::ErrorKind::InvalidData {
+            return Some(format!("the server does not speak TLS: {inner}"));
         }
     }
-    cause.source().and_then(|next| find_tls(next, depth + 1))
+    cause.source().and_then(|next| not_tls_data(next, depth + 1))
 }
 
 #[cfg(test)]
@@ -208,14 +186,17 @@ mod tests {
     #[test]
     fn tls_failures_are_told_apart() {
         use rustls::{CertificateError, InvalidMessage};
-        assert_eq!(TlsCause::of(&rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType)), TlsCause::NotTls);
         assert_eq!(
-            TlsCause::of(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
-            TlsCause::Certificate
+            TlsFailure::of(&rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType)),
+            TlsFailure::NotTls
         );
         assert_eq!(
-            TlsCause::of(&rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)),
-            TlsCause::Other
+            TlsFailure::of(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            TlsFailure::Untrusted
+        );
+        assert_eq!(
+            TlsFailure::of(&rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)),
+            TlsFailure::Other
         );
     }
 }

@@ -181,48 +181,15 @@ pub enum SmtpError {
     Token(#[source] Box<SendError>),
 }
 
-/// Why a TLS handshake failed, from rustls's error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsFailure {
-    /// The peer sent bytes that are not TLS (e.g. a plaintext SMTP greeting).
-    NotTls,
-    /// The certificate is not for this host name.
-    WrongHost,
-    /// The certificate is expired or not yet valid.
-    Expired,
-    /// The certificate chain is not trusted.
-    Untrusted,
-    /// Anything else (alerts, protocol versions, …).
-    Other,
-}
+pub use mailroom_core::trust::TlsFailure;
 
-impl TlsFailure {
-    /// Classifies an I/O error from a tokio-rustls handshake by walking its source chain.
-    pub fn of(error: &std::io::Error) -> TlsFailure {
-        use rustls::{CertificateError, Error as TlsError};
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
-        while let Some(current) = cause {
-            if let Some(tls) = current.downcast_ref::<TlsError>() {
-                return match tls {
-                    TlsError::InvalidMessage(_)
-                    | TlsError::InappropriateMessage { .. }
-                    | TlsError::InappropriateHandshakeMessage { .. } => TlsFailure::NotTls,
-                    TlsError::InvalidCertificate(
-                        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-                    ) => TlsFailure::WrongHost,
-                    TlsError::InvalidCertificate(
-                        CertificateError::Expired
-                        | CertificateError::ExpiredContext { .. }
-                        | CertificateError::NotValidYet
-                        | CertificateError::NotValidYetContext { .. },
-                    ) => TlsFailure::Expired,
-                    TlsError::InvalidCertificate(_) => TlsFailure::Untrusted,
-                    _ => TlsFailure::Other,
-                };
-            }
-            cause = current.source();
-        }
-        if error.kind() == std::io::ErrorKind::InvalidData { TlsFailure::NotTls } else { TlsFailure::Other }
+/// Classifies an I/O error from a tokio-rustls handshake: the rustls error in its chain, or,
+/// without one, `InvalidData` (bytes that are not TLS) versus anything else.
+pub fn tls_failure_of(error: &std::io::Error) -> TlsFailure {
+    match mailroom_core::trust::find_rustls_error(error) {
+        Some(tls) => TlsFailure::of(tls),
+        None if error.kind() == std::io::ErrorKind::InvalidData => TlsFailure::NotTls,
+        None => TlsFailure::Other,
     }
 }
 

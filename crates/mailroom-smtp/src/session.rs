@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::{SmtpError, Step, TlsFailure};
+use crate::error::{SmtpError, Step, TlsFailure, tls_failure_of};
 use crate::reply::{Reply, read_reply};
 
 /// Everything needed to open sessions to one server; shared by all pooled sessions.
@@ -709,7 +709,7 @@ async fn handshake(settings: &SessionSettings, tcp: TcpStream) -> Result<TlsStre
     let connector = TlsConnector::from(settings.tls_config.clone());
     within(Step::TlsHandshake, settings.timeout, async {
         connector.connect(settings.server_name.clone(), tcp).await.map_err(|e| {
-            let cause = TlsFailure::of(&e);
+            let cause = tls_failure_of(&e);
             let closed = matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset);
             if closed && cause == TlsFailure::Other {
                 SmtpError::Closed { step: Step::TlsHandshake }
@@ -745,10 +745,7 @@ async fn expects_tls_handshake(settings: &SessionSettings, peer: std::net::Socke
         let connector = TlsConnector::from(settings.tls_config.clone());
         Some(match connector.connect(settings.server_name.clone(), tcp).await {
             Ok(_) => true,
-            Err(error) => {
-                matches!(TlsFailure::of(&error), TlsFailure::WrongHost | TlsFailure::Expired | TlsFailure::Untrusted)
-                    || is_alert(&error)
-            }
+            Err(error) => tls_failure_of(&error).is_certificate() || is_alert(&error),
         })
     };
     matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(true)))
