@@ -1089,38 +1089,58 @@ impl Event {
     /// rendering time). Derived names never collide with payload fields by design.
     pub(crate) fn context(&self) -> TemplateContext {
         with_payload!(self, payload => {
-            let mut fields = std::collections::BTreeMap::new();
-            let serialized = minijinja::Value::from_serialize(payload);
-            if let Ok(keys) = serialized.try_iter() {
-                for key in keys {
-                    if let (Some(name), Ok(value)) = (key.as_str(), serialized.get_item(&key)) {
-                        fields.insert(std::sync::Arc::from(name), value);
-                    }
-                }
-            }
-            for (name, value) in payload.derived() {
-                fields.insert(std::sync::Arc::from(name), value);
-            }
-            fields.insert(std::sync::Arc::from("kind"), minijinja::Value::from(self.kind().as_str()));
-            TemplateContext { fields }
+            let mut extra = payload.derived();
+            extra.push(("kind", minijinja::Value::from(self.kind().as_str())));
+            TemplateContext { payload: minijinja::Value::from_serialize(payload), extra }
         })
     }
 }
 
-/// The variables a template sees, by name.
+/// The variables a template sees: the payload's fields as serialized, plus a few values
+/// computed here (derived values, the kind, the subject). A lookup checks the few computed
+/// names, then the payload's own map, so no merged map is built per render and no lookup
+/// goes through nested merged maps (which measured as a tenth of the rendering time).
 #[derive(Clone, Debug)]
 pub(crate) struct TemplateContext {
-    fields: std::collections::BTreeMap<std::sync::Arc<str>, minijinja::Value>,
+    payload: minijinja::Value,
+    extra: Vec<(&'static str, minijinja::Value)>,
 }
 
 impl TemplateContext {
-    /// Adds (or replaces) a variable.
-    pub(crate) fn insert(&mut self, name: &str, value: impl Into<minijinja::Value>) {
-        self.fields.insert(std::sync::Arc::from(name), value.into());
+    /// Adds (or replaces) a computed variable.
+    pub(crate) fn insert(&mut self, name: &'static str, value: impl Into<minijinja::Value>) {
+        let value = value.into();
+        match self.extra.iter_mut().find(|(known, _)| *known == name) {
+            Some(slot) => slot.1 = value,
+            None => self.extra.push((name, value)),
+        }
     }
 
     /// The context as the value templates render with.
     pub(crate) fn to_value(&self) -> minijinja::Value {
-        minijinja::Value::from_object(self.fields.clone())
+        minijinja::Value::from_object(self.clone())
+    }
+}
+
+impl minijinja::value::Object for TemplateContext {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let name = key.as_str()?;
+        match self.extra.iter().find(|(known, _)| *known == name) {
+            Some((_, value)) => Some(value.clone()),
+            None => self.payload.as_object()?.get_value(key),
+        }
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        let mut names: Vec<minijinja::Value> =
+            self.extra.iter().map(|(name, _)| minijinja::Value::from(*name)).collect();
+        if let Ok(fields) = self.payload.try_iter() {
+            names.extend(fields.filter(|field| !self.extra.iter().any(|(name, _)| field.as_str() == Some(name))));
+        }
+        minijinja::value::Enumerator::Values(names)
     }
 }
