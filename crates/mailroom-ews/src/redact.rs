@@ -74,15 +74,30 @@ impl Scrubber {
         text
     }
 
-    /// Scrubs `text` where it is.
+    /// Scrubs `text` where it is, including a secret cut short at the end of the text (reply
+    /// texts are kept to a bounded length, and the cut may fall inside an echoed secret).
     pub(crate) fn scrub_in_place(&self, text: &mut String) {
         for needle in self.needles.iter() {
             if text.contains(needle.as_str()) {
                 *text = text.replace(needle.as_str(), REDACTED);
             }
         }
+        for needle in self.needles.iter() {
+            let cut_secret = (MIN_CUT_PREFIX..needle.len())
+                .rev()
+                .filter(|&length| needle.is_char_boundary(length))
+                .find(|&length| text.ends_with(&needle[..length]));
+            if let Some(length) = cut_secret {
+                text.truncate(text.len() - length);
+                text.push_str(REDACTED);
+                return;
+            }
+        }
     }
 }
+
+/// The shortest start of a secret treated as the secret when a text ends with it.
+const MIN_CUT_PREFIX: usize = 4;
 
 /// A secret as it may appear in an echo.
 fn forms(secret: &str) -> Vec<String> {
@@ -105,6 +120,14 @@ fn forms(secret: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use reqwest::header::{AUTHORIZATION, HeaderValue};
+
+    #[test]
+    fn a_secret_cut_short_at_the_end_of_a_text_is_scrubbed_too() {
+        let scrubber = Scrubber::new(vec!["Hunter2-secret-pw".into()]);
+        let cut = format!("{}Hunter2-sec", "x".repeat(20));
+        assert_eq!(scrubber.scrub(&cut), format!("{}{REDACTED}", "x".repeat(20)));
+        assert_eq!(scrubber.scrub("ends with Hun"), "ends with Hun", "three characters are not a secret");
+    }
 
     #[test]
     fn every_form_of_basic_credentials_is_scrubbed() {

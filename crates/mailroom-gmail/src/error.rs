@@ -260,15 +260,34 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 /// (a server may echo what it was sent).
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut text = text.to_owned();
+    let mut forms = Vec::new();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        for form in [*secret, encoded.as_str()] {
-            if text.contains(form) {
-                text = text.replace(form, mailroom_core::REDACTED);
-            }
+        forms.push(secret.to_string());
+        forms.push(encoded);
+    }
+    for form in &forms {
+        if text.contains(form.as_str()) {
+            text = text.replace(form.as_str(), mailroom_core::REDACTED);
+        }
+    }
+    // A reply body is read up to a bound, so it may end inside an echoed secret: a text
+    // ending with the start (4 characters or more) of one loses that start too.
+    for form in &forms {
+        let cut = (4..form.len()).rev().filter(|&n| form.is_char_boundary(n)).find(|&n| text.ends_with(&form[..n]));
+        if let Some(length) = cut {
+            text.truncate(text.len() - length);
+            text.push_str(mailroom_core::REDACTED);
+            break;
         }
     }
     text
+}
+
+/// The reply body as a short single-line snippet, secrets scrubbed from the whole body first
+/// (a snippet cut inside an echoed secret would keep part of it).
+pub(crate) fn scrubbed_snippet(body: &[u8], secrets: &[&str]) -> String {
+    snippet(scrub(&String::from_utf8_lossy(body), secrets).as_bytes())
 }
 
 fn first_url(text: &str) -> Option<String> {
@@ -553,6 +572,9 @@ mod tests {
     fn scrub_removes_echoed_secrets() {
         assert_eq!(scrub("bad token abcd1234 here", &["abcd1234", ""]), "bad token [redacted] here");
         assert_eq!(scrub("refresh_token=1%2F%2Fabc&x", &["1//abc"]), "refresh_token=[redacted]&x");
+        assert_eq!(scrub("cut here: abcd12", &["abcd1234"]), "cut here: [redacted]", "a secret cut at the end");
+        let echo = format!("{}secret-token-value-123", "x".repeat(SNIPPET_CHARS - 10));
+        assert!(!scrubbed_snippet(echo.as_bytes(), &["secret-token-value-123"]).contains("secret-to"));
     }
 
     #[test]

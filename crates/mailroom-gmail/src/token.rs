@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use mailroom_core::{AccessToken, Secret, SendError, TokenSource, Transcript};
 
-use crate::error::{Endpoint, GmailError, TokenErrorBody, scrub, snippet};
+use crate::error::{Endpoint, GmailError, TokenErrorBody, scrub, scrubbed_snippet};
 use crate::http;
 
 /// One form parameter of a token request.
@@ -130,17 +130,19 @@ impl TokenClient {
             ));
             return Ok(grant);
         }
-        transcript.server(&scrub(&format!("HTTP {status} {}", snippet(&body)), &secrets));
+        transcript.server(&format!("HTTP {status} {}", scrubbed_snippet(&body, &secrets)));
         if (200..300).contains(&status) {
             return Err(GmailError::Malformed {
                 endpoint: Endpoint::Token,
                 status: Some(status),
                 what: format!(
                     "not a token reply (expected JSON with access_token): {}",
-                    scrub(&snippet(&body), &secrets)
+                    scrubbed_snippet(&body, &secrets)
                 ),
             });
         }
+        // Scrubbed before parsing, so a cut snippet of a non-JSON body keeps no part of a secret.
+        let body = scrub(&String::from_utf8_lossy(&body), &secrets).into_bytes();
         let mut parsed = TokenErrorBody::parse(&body);
         parsed.description = scrub(&parsed.description, &secrets);
         parsed.error = scrub(&parsed.error, &secrets);

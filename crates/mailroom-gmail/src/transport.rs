@@ -10,7 +10,9 @@ use mailroom_core::{
     Transcript, Transport,
 };
 
-use crate::error::{ApiError, Endpoint, GmailError, retry_after_header, retry_after_in_message, scrub, snippet};
+use crate::error::{
+    ApiError, Endpoint, GmailError, retry_after_header, retry_after_in_message, scrub, scrubbed_snippet,
+};
 use crate::http::{self, Reply};
 use crate::probe;
 use crate::token::{RefreshSource, RefreshTokenSource, TokenClient};
@@ -282,7 +284,7 @@ pub(crate) fn interpret(
         }
         Err(cut) => format!("(reply body cut off: {cut})").into_bytes(),
     };
-    let shown = scrub(&snippet(&body), secrets);
+    let shown = scrubbed_snippet(&body, secrets);
     if (200..300).contains(&status) {
         let id = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| {
             v.get("id").and_then(serde_json::Value::as_str).filter(|id| !id.is_empty()).map(str::to_owned)
@@ -297,6 +299,9 @@ pub(crate) fn interpret(
             }
         };
     }
+    // Scrubbed before parsing: a non-JSON body becomes a cut snippet, which must not keep
+    // part of an echoed secret.
+    let body = scrub(&String::from_utf8_lossy(&body), secrets).into_bytes();
     let mut error = ApiError::parse(&body);
     error.message = scrub(&error.message, secrets);
     if !error.parsed && !matches!(status, 401 | 413 | 429 | 500..=599) {
