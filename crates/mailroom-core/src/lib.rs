@@ -11,6 +11,7 @@ mod error;
 mod message;
 mod provider;
 mod retry;
+mod scrub;
 mod secret;
 mod token;
 mod transcript;
@@ -22,6 +23,7 @@ pub use error::{DocumentedError, ErrorKind, ErrorReport, Retry, SendError, Serve
 pub use message::{Attachment, MessageDraft, MessageError, OutgoingMessage, mime_type_for};
 pub use provider::{Preset, Provider};
 pub use retry::RetryPolicy;
+pub use scrub::Scrubber;
 pub use secret::{REDACTED, Secret};
 pub use token::{AccessToken, TokenCache, TokenSource};
 pub use transcript::{Direction, Transcript, TranscriptLine};

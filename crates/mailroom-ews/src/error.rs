@@ -8,8 +8,8 @@ use mailroom_core::{ErrorKind, Retry, SendError, ServerReply, Transcript};
 use reqwest::header::HeaderMap;
 
 use crate::http::HttpReply;
-use crate::redact::Scrubber;
 use crate::reply::{self, Fault, ParseError, ResponseMessage};
+use mailroom_core::Scrubber;
 
 /// Where a request went, which decides the fields to blame and whether a lost connection
 /// may mean the message was delivered.

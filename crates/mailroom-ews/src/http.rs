@@ -14,7 +14,7 @@ use rustls::ClientConfig;
 use url::Url;
 
 use crate::error::{EwsError, TlsFailure};
-use crate::redact::Scrubber;
+use mailroom_core::Scrubber;
 
 /// The largest reply body read; EWS replies to these operations are a few KB.
 pub(crate) const MAX_BODY: usize = 4 << 20;
@@ -172,7 +172,7 @@ impl Http {
     pub(crate) async fn post(&self, request: Post<'_>, transcript: &mut Transcript) -> Result<HttpReply, EwsError> {
         let Post { url, headers, body, what, reply_timeout, secrets } = request;
         let target = shown(url);
-        let scrubber = Scrubber::for_request(&headers, secrets);
+        let scrubber = crate::redact::scrubber_for_request(&headers, secrets);
         transcript.client(&format!("POST {} HTTP/1.1", url_path(url)));
         transcript.client(&format!("Host: {}", url.host_str().unwrap_or_default()));
         let mut map = HeaderMap::new();

@@ -107,7 +107,7 @@ pub(crate) struct Reply {
 impl Reply {
     /// Scrubs the request's secrets from every text kept (an echoing server could quote
     /// them in a fault or a message text).
-    pub(crate) fn scrub(&mut self, scrubber: &crate::redact::Scrubber) {
+    pub(crate) fn scrub(&mut self, scrubber: &mailroom_core::Scrubber) {
         let xml = |xml: &mut MessageXml| {
             for (name, text) in xml.values.iter_mut().chain(xml.elements.iter_mut()) {
                 scrubber.scrub_in_place(name);
@@ -152,7 +152,7 @@ pub(crate) enum ParseError {
 
 impl ParseError {
     /// The error with the request's secrets scrubbed from any quoted text.
-    pub(crate) fn scrubbed(self, scrubber: &crate::redact::Scrubber) -> ParseError {
+    pub(crate) fn scrubbed(self, scrubber: &mailroom_core::Scrubber) -> ParseError {
         match self {
             ParseError::Malformed(reason) => ParseError::Malformed(scrubber.scrub(&reason)),
             ParseError::NotSoap(root) => ParseError::NotSoap(scrubber.scrub(&root)),

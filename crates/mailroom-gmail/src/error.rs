@@ -256,32 +256,10 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     }
 }
 
-/// Replaces every secret value found in `text`, as sent or form-encoded, with `[redacted]`
-/// (a server may echo what it was sent).
+/// Replaces every secret value (of 4 characters or more) found in `text`, in any encoding an
+/// echo would use and cut short at the end, with `[redacted]`: a server may echo what it was sent.
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    let mut forms = Vec::new();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        forms.push(secret.to_string());
-        forms.push(encoded);
-    }
-    for form in &forms {
-        if text.contains(form.as_str()) {
-            text = text.replace(form.as_str(), mailroom_core::REDACTED);
-        }
-    }
-    // A reply body is read up to a bound, so it may end inside an echoed secret: a text
-    // ending with the start (4 characters or more) of one loses that start too.
-    for form in &forms {
-        let cut = (4..form.len()).rev().filter(|&n| form.is_char_boundary(n)).find(|&n| text.ends_with(&form[..n]));
-        if let Some(length) = cut {
-            text.truncate(text.len() - length);
-            text.push_str(mailroom_core::REDACTED);
-            break;
-        }
-    }
-    text
+    mailroom_core::Scrubber::new(secrets.iter().filter(|s| s.len() >= 4)).scrub(text)
 }
 
 /// The reply body as a short single-line snippet, secrets scrubbed from the whole body first
