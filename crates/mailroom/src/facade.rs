@@ -53,9 +53,24 @@ impl std::error::Error for LoadError {}
 /// println!("sending as {}", loaded.config.sender);
 /// ```
 pub fn load_config_file(path: &Path) -> Result<LoadedConfig, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
-    load_config_text(&text, path.parent().unwrap_or(Path::new(".")), &|name| std::env::var(name).ok())
+    load_config_file_with_text(path).map(|(loaded, _)| loaded)
+}
+
+/// [`load_config_file`], also returning the text it read: what [`validate`] saves is then
+/// exactly what was checked, not the file read a second time.
+pub fn load_config_file_with_text(path: &Path) -> Result<(LoadedConfig, String), LoadError> {
+    let text = read_config(path)?;
+    let loaded = load_config_text(&text, config_base(path), &|name| std::env::var(name).ok())?;
+    Ok((loaded, text))
+}
+
+fn read_config(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable { path: path.to_owned(), reason: e.to_string() })
+}
+
+/// The folder relative paths in a config file (`ca_file`, `token_file`) are resolved against.
+fn config_base(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
 }
 
 /// Only the Company Email sender of a config file (`email_address` and `display_name`), for
@@ -63,10 +78,9 @@ pub fn load_config_file(path: &Path) -> Result<LoadedConfig, LoadError> {
 /// `*_env` variables need not be set, so a placeholder stands in for any that is missing.
 /// Every other field is still checked.
 pub fn load_sender_file(path: &Path) -> Result<Mailbox, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
+    let text = read_config(path)?;
     let placeholder = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| "unused-by-preview".to_owned()));
-    load_config_text(&text, path.parent().unwrap_or(Path::new(".")), &placeholder).map(|loaded| loaded.config.sender)
+    load_config_text(&text, config_base(path), &placeholder).map(|loaded| loaded.config.sender)
 }
 
 /// [`load_config_file`] on text already read, with an explicit environment and base folder.

@@ -7,7 +7,7 @@ mod facade;
 mod layers;
 
 pub use facade::{
-    LoadError, ValidatedConfig, load_config_file, load_config_text, load_sender_file, test_message, transport_for,
-    validate,
+    LoadError, ValidatedConfig, load_config_file, load_config_file_with_text, load_config_text, load_sender_file,
+    test_message, transport_for, validate,
 };
 pub use layers::RetryLayer;

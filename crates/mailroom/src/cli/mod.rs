@@ -288,10 +288,15 @@ async fn connect_google(config_path: PathBuf, wait: Duration, reporter: Reporter
 
 /// Loads the config, printing its problems; `None` means the reporter already reported.
 fn load(path: &std::path::Path, reporter: &Reporter, started: Instant) -> Option<LoadedConfig> {
-    match facade::load_config_file(path) {
-        Ok(loaded) => {
+    load_with_text(path, reporter, started).map(|(loaded, _)| loaded)
+}
+
+/// [`load`], also returning the text that was read and checked.
+fn load_with_text(path: &std::path::Path, reporter: &Reporter, started: Instant) -> Option<(LoadedConfig, String)> {
+    match facade::load_config_file_with_text(path) {
+        Ok((loaded, text)) => {
             reporter.warnings(&loaded.warnings);
-            Some(loaded)
+            Some((loaded, text))
         }
         Err(error) => {
             report_load_error(error, reporter, started);
@@ -352,26 +357,38 @@ fn transport(
     }
 }
 
-async fn validate(config_path: PathBuf, to: Option<String>, save: Option<PathBuf>, reporter: Reporter) -> u8 {
-    let started = Instant::now();
-    let Some(loaded) = load(&config_path, &reporter, started) else {
-        return reporter.exit_code();
+/// What `validate` and `send` both start from: a loaded config, its text, the `--to`
+/// recipient and the transport.
+struct Ready {
+    loaded: LoadedConfig,
+    text: String,
+    service: ServiceKind,
+    to: Option<Mailbox>,
+    transport: std::sync::Arc<dyn mailroom_core::Transport>,
+}
+
+/// Loads the config, reads `--to` and makes the transport; `Err` carries the exit code
+/// after the reporter has reported.
+fn ready_to_send(
+    config_path: &std::path::Path,
+    to: Option<String>,
+    reporter: &Reporter,
+    started: Instant,
+) -> Result<Ready, u8> {
+    let Some((loaded, text)) = load_with_text(config_path, reporter, started) else {
+        return Err(reporter.exit_code());
     };
     let service = loaded.config.service_kind();
-    let to = match parse_recipient(to, &reporter, service, started) {
-        Ok(to) => to,
+    let to = parse_recipient(to, reporter, service, started)?;
+    let transport = transport(&loaded.config, reporter, service, started)?;
+    Ok(Ready { loaded, text, service, to, transport })
+}
+
+async fn validate(config_path: PathBuf, to: Option<String>, save: Option<PathBuf>, reporter: Reporter) -> u8 {
+    let started = Instant::now();
+    let Ready { loaded, text, service, to, transport } = match ready_to_send(&config_path, to, &reporter, started) {
+        Ok(ready) => ready,
         Err(code) => return code,
-    };
-    let transport = match transport(&loaded.config, &reporter, service, started) {
-        Ok(transport) => transport,
-        Err(code) => return code,
-    };
-    let text = match std::fs::read_to_string(&config_path) {
-        Ok(text) => text,
-        Err(e) => {
-            reporter.usage(Some(service), started, &format!("cannot re-read {}: {e}", config_path.display()), &[]);
-            return EXIT_USAGE;
-        }
     };
     match facade::validate(transport.as_ref(), &loaded.config, &text, to).await {
         Ok(validated) => {
@@ -405,14 +422,8 @@ async fn send(
     reporter: Reporter,
 ) -> u8 {
     let started = Instant::now();
-    let Some(loaded) = load(&config_path, &reporter, started) else { return reporter.exit_code() };
-    let service = loaded.config.service_kind();
-    let to = match parse_recipient(to, &reporter, service, started) {
-        Ok(to) => to,
-        Err(code) => return code,
-    };
-    let transport = match transport(&loaded.config, &reporter, service, started) {
-        Ok(transport) => transport,
+    let Ready { loaded, transport, to, .. } = match ready_to_send(&config_path, to, &reporter, started) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
     // Event mail is sent in earnest: ride out throttling and brief outages (never after a
