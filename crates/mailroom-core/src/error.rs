@@ -493,49 +493,11 @@ impl SendError {
             }
         };
         // HTTP services get their own advice where the SMTP wording (ports, STARTTLS) would mislead.
-        let http_service = match self.0.field.and_then(|f| f.split('.').next()) {
-            Some("exchange") => Some("the EWS URL (exchange.uri)"),
-            Some("email_services") => Some("Google's endpoints (email_services.token_uri and api_base)"),
-            _ => None,
-        };
-        let advised = match (self.0.kind, http_service) {
-            (ErrorKind::ConnectFailed | ErrorKind::Timeout, Some(endpoint)) => {
-                push(format!(
-                    "Check {endpoint}: the host must resolve from this machine and answer HTTPS (port 443 unless the URL names another)."
-                ));
-                push("Check that a firewall or proxy does not block outgoing HTTPS from this machine; raise timeout_secs only for a known slow server.".into());
-                true
-            }
-            (ErrorKind::TlsMismatch, Some(endpoint)) => {
-                push(format!(
-                    "Check {endpoint}: an https:// URL must point at a server speaking HTTPS, not plain HTTP (or another protocol) on that port."
-                ));
-                true
-            }
-            (ErrorKind::TlsCertificate, Some(_)) if field.starts_with("exchange") => {
-                push("Use the host name the server's certificate is issued for; if it uses your company's own certificate authority, set exchange.ca_file to that CA's PEM file.".into());
-                true
-            }
-            (ErrorKind::TlsCertificate, Some(endpoint)) => {
-                push(format!(
-                    "Check {endpoint}: Google's endpoints carry publicly trusted certificates, so an untrusted one means the URL points elsewhere or a TLS-inspecting proxy sits in between; let it pass Google's hosts through untouched."
-                ));
-                true
-            }
-            (ErrorKind::AuthDisabled, Some(_)) if field.starts_with("exchange") => {
-                push("Basic authentication is off for this Exchange server (Exchange Online turned it off for EWS in 2022): set auth = \"oauth\" with client_id, tenant and client_secret_env from an Entra ID app registration that has the full_access_as_app permission, or, on premises, ask an administrator to enable Basic authentication on the EWS virtual directory.".into());
-                true
-            }
-            (ErrorKind::Protocol, Some(endpoint)) => {
-                push(format!(
-                    "The server answered something the service would not: check {endpoint} (see the transcript)."
-                ));
-                true
-            }
-            _ => false,
-        };
+        if let Some(advice) = http_service_advice(self.0.kind, self.0.field) {
+            advice.into_iter().for_each(&mut push);
+            return steps;
+        }
         match self.0.kind {
-            _ if advised => {}
             ErrorKind::InvalidConfig => push(format!("Change {field}: {}", self.0.detail)),
             ErrorKind::ConnectFailed => {
                 push("Check the outgoing server name for typos (e.g. smtp.gmail.com, smtp.office365.com) and that it resolves from this machine.".into());
@@ -702,6 +664,41 @@ impl SendError {
             transcript: self.0.transcript.clone(),
         }
     }
+}
+
+/// Advice for an Exchange or Email Services error (told by the section of its field) whose
+/// kind's generic advice is about SMTP; `None` where the generic advice fits.
+fn http_service_advice(kind: ErrorKind, field: Option<&str>) -> Option<Vec<String>> {
+    let service = match field.and_then(|f| f.split('.').next()) {
+        Some("exchange") => ServiceKind::Exchange,
+        Some("email_services") => ServiceKind::EmailServices,
+        _ => return None,
+    };
+    let endpoint = match service {
+        ServiceKind::Exchange => "the EWS URL (exchange.uri)",
+        _ => "Google's endpoints (email_services.token_uri and api_base)",
+    };
+    let advice = match (kind, service) {
+        (ErrorKind::ConnectFailed | ErrorKind::Timeout, _) => vec![
+            format!(
+                "Check {endpoint}: the host must resolve from this machine and answer HTTPS (port 443 unless the URL names another)."
+            ),
+            "Check that a firewall or proxy does not block outgoing HTTPS from this machine; raise timeout_secs only for a known slow server.".into(),
+        ],
+        (ErrorKind::TlsMismatch, _) => vec![format!(
+            "Check {endpoint}: an https:// URL must point at a server speaking HTTPS, not plain HTTP (or another protocol) on that port."
+        )],
+        (ErrorKind::TlsCertificate, ServiceKind::Exchange) => vec!["Use the host name the server's certificate is issued for; if it uses your company's own certificate authority, set exchange.ca_file to that CA's PEM file.".into()],
+        (ErrorKind::TlsCertificate, _) => vec![format!(
+            "Check {endpoint}: Google's endpoints carry publicly trusted certificates, so an untrusted one means the URL points elsewhere or a TLS-inspecting proxy sits in between; let it pass Google's hosts through untouched."
+        )],
+        (ErrorKind::AuthDisabled, ServiceKind::Exchange) => vec!["Basic authentication is off for this Exchange server (Exchange Online turned it off for EWS in 2022): set auth = \"oauth\" with client_id, tenant and client_secret_env from an Entra ID app registration that has the full_access_as_app permission, or, on premises, ask an administrator to enable Basic authentication on the EWS virtual directory.".into()],
+        (ErrorKind::Protocol, _) => vec![format!(
+            "The server answered something the service would not: check {endpoint} (see the transcript)."
+        )],
+        _ => return None,
+    };
+    Some(advice)
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //!
 //! Every payload denies unknown fields, so a misspelt optional field is an error instead
 //! of silently missing from the e-mail. Field lists for tools are in [`EventKind::fields`].
+//! That is also why each payload spells out the common fields (`recipient`, `company`,
+//! `locale`, `event_id`) instead of flattening a shared struct: serde ignores
+//! `deny_unknown_fields` on a struct with a `#[serde(flatten)]` field.
 
 use mailroom_core::Attachment;
 use serde::de::DeserializeOwned;
