@@ -158,27 +158,12 @@ fn overdue_reminder_json(count: usize) -> String {
     )
 }
 
-/// The template engine alone on the reminder: minijinja renders the subject, HTML and text
-/// templates (read from the crate, as the Python baseline reads them) from a context built
-/// once, with `money`, `number` and `date` as identity filters, and nothing else: no payload
-/// checks, no formatting, no line folding, no MIME build.
+/// The template engine alone on the reminder: minijinja, set up as the renderer sets it up,
+/// renders the subject, HTML and text templates from a context built once, with identity
+/// filters, and nothing else: no payload checks, no formatting, no line folding, no MIME build.
 fn engine_ceiling(lines: usize) -> Result<Measurement, String> {
-    use minijinja::value::{Rest, Value};
-    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/mailroom-events/templates");
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
-    });
-    for filter in ["money", "number", "date", "mailto"] {
-        env.add_filter(filter, |value: Value, _options: Rest<Value>| value);
-    }
-    for name in mailroom_events::Renderer::template_names() {
-        let source = std::fs::read_to_string(templates.join(name)).map_err(|e| format!("ceiling: {name}: {e}"))?;
-        env.add_template_owned(name.to_owned(), source).map_err(|e| format!("ceiling: {name}: {e}"))?;
-    }
+    use minijinja::value::Value;
+    let env = mailroom_events::engine_only_environment();
     let mut payload: serde_json::Value =
         serde_json::from_str(&overdue_reminder_json(lines)).map_err(|e| format!("ceiling payload: {e}"))?;
     // Optional fields the payload leaves out are none to the Rust renderer; say so explicitly here.

@@ -56,5 +56,5 @@ pub use payload::{
 pub use reminders::{DueReminder, OpenInvoice, PolicyError, ReminderPolicy, SentReminder, reminders_due};
 pub use render::{
     AttachmentInfo, DEFAULT_MAX_MESSAGE_BYTES, EVENT_HEADER, EventData, Preview, RenderedEvent, RenderedParts,
-    Renderer, TemplateFiles, template_files,
+    Renderer, TemplateFiles, engine_only_environment, template_files,
 };
