@@ -26,7 +26,7 @@ pub const EXIT_USAGE: u8 = 2;
     name = "mailroom",
     version,
     about = "Send ERP system email from one Company Email sender through Web Mail (SMTP), Exchange (EWS) or Email Services (Gmail API), and say exactly which setting to fix when it fails.",
-    after_help = "Exit codes: 0 success; 1 the mail could not be sent or validation failed (classified error); 2 usage error, unreadable config or data file, or a service whose driver is not in this build.\nWith --json, exactly one JSON object is printed on stdout.\nLogging: RUST_LOG=debug (or trace) writes diagnostics to stderr; secrets are never logged."
+    after_help = "Exit codes: 0 success; 1 the mail could not be sent or validation failed (classified error); 2 usage error, unreadable config or bad data file.\nWith --json, exactly one JSON object is printed on stdout.\nLogging: RUST_LOG=debug (or trace) writes diagnostics to stderr; secrets are never logged."
 )]
 struct Cli {
     #[command(subcommand)]
