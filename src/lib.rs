@@ -9,13 +9,13 @@ use std::sync::OnceLock;
 /// The `mailroom` binary of this workspace, built on first use.
 ///
 /// Cargo does not build a dependency's binaries for another package's tests, so this runs
-/// `cargo build -p mailroom --bin mailroom` once (a no-op when it is up to date).
+/// `cargo build -p mailroom-cli --bin mailroom` once (a no-op when it is up to date).
 pub fn mailroom_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--package", "mailroom", "--bin", "mailroom"])
+            .args(["build", "--quiet", "--package", "mailroom-cli", "--bin", "mailroom"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");

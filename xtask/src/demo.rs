@@ -120,7 +120,7 @@ async fn demo() -> Result<(), String> {
         out.display()
     );
     println!(
-        "Try the CLI against your own server: cargo run -p mailroom -- validate --config {}",
+        "Try the CLI against your own server: cargo run -p mailroom-cli -- validate --config {}",
         config_file.display()
     );
     server.shutdown();

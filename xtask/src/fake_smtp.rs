@@ -76,7 +76,7 @@ pub fn run(persona: &str, port: Option<u16>) -> Result<(), String> {
         println!("fake SMTP server ({persona}{}) listening on {}", if implicit { ", implicit TLS" } else { ", STARTTLS" }, server.addr());
         println!("account: {} / {}", ACCOUNT.0, ACCOUNT.1);
         println!("config written to {}:\n\n{config}", config_file.display());
-        println!("try:\n  MAILROOM_PASSWORD={} cargo run -p mailroom -- validate --config {}\n", ACCOUNT.1, config_file.display());
+        println!("try:\n  MAILROOM_PASSWORD={} cargo run -p mailroom-cli -- validate --config {}\n", ACCOUNT.1, config_file.display());
         println!("waiting for mail (Ctrl-C to stop)…");
         let mut shown = 0;
         loop {

@@ -1,8 +1,7 @@
-//! The mailroom facade and CLI: load a Company Email config, get a transport for it, validate before saving, and the `mailroom` command.
+//! The mailroom facade: load a Company Email config, get a transport for it, validate before saving.
 //!
-//! Library users call [`load_config_file`] and [`transport_for`]; the binary calls [`cli::main`].
+//! Library users, the `mailroom` CLI (`mailroom-cli`) and the web console call [`load_config_file`] and [`transport_for`].
 
-pub mod cli;
 mod facade;
 mod layers;
 

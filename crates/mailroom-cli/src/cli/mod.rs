@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use mailroom_core::config::LoadedConfig;
 use mailroom_core::{Mailbox, SendError, ServiceConfig, ServiceKind};
 
-use crate::facade::{self, LoadError};
+use mailroom::{self as facade, LoadError};
 use report::{Failure, Reporter};
 
 /// Exit code: success.
@@ -428,7 +428,7 @@ async fn send(
     };
     // Event mail is sent in earnest: ride out throttling and brief outages (never after a
     // possible delivery). `validate` does not retry: it must show the first answer.
-    let transport = crate::RetryLayer::new(transport, mailroom_core::RetryPolicy::default());
+    let transport = mailroom::RetryLayer::new(transport, mailroom_core::RetryPolicy::default());
     let request = events::SendRequest { event, data, to, options };
     events::send(&reporter, &loaded.config, &transport, started, request).await
 }
