@@ -119,10 +119,30 @@ async fn demo() -> Result<(), String> {
         "\nCopies: {}/messages/<kind>.eml (open in a mail client) and <kind>.html (open in a browser)",
         out.display()
     );
-    println!(
-        "Try the CLI against your own server: cargo run -p mailroom-cli -- validate --config {}",
-        config_file.display()
-    );
+    println!("{}", closing_hint());
     server.shutdown();
     Ok(())
+}
+
+/// What to try next, printed last — after which this demo's fake server is gone.
+/// The demo's own config points at that stopped server, so the hint offers one that stays up.
+fn closing_hint() -> String {
+    "Try the CLI yourself: `cargo xtask fake-smtp` starts a fake server that stays up, writes a config for it\n\
+     and prints the `mailroom validate` command to run against it; or point a config of your own at your server."
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closing_hint_offers_a_server_that_is_still_running() {
+        let hint = closing_hint();
+        assert!(hint.contains("cargo xtask fake-smtp"), "{hint}");
+        assert!(
+            !hint.contains("company-email.toml"),
+            "the demo's config points at a server that stops with the demo: {hint}"
+        );
+    }
 }

@@ -138,13 +138,18 @@ impl Capabilities {
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "SIZE" => caps.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0),
                 "AUTH" => caps.auth.extend(words.map(str::to_ascii_uppercase)),
+                // The pre-RFC form `AUTH=LOGIN PLAIN`: the first mechanism is glued to the keyword.
                 keyword if keyword.starts_with("AUTH=") => {
-                    caps.auth.extend(keyword[5..].split_whitespace().map(str::to_owned));
+                    let first = keyword.strip_prefix("AUTH=").unwrap_or_default();
+                    let rest = words.map(str::to_ascii_uppercase);
+                    caps.auth.extend(std::iter::once(first.to_owned()).filter(|m| !m.is_empty()).chain(rest));
                 }
                 _ => {}
             }
         }
-        caps.auth.dedup();
+        // Keep the server's order (it lists its preference first), drop every repeat.
+        let mut seen = std::collections::HashSet::new();
+        caps.auth.retain(|mechanism| seen.insert(mechanism.clone()));
         caps
     }
 }
@@ -390,8 +395,7 @@ impl Session {
         }
         if let Some(login) = &settings.login {
             let encrypted = matches!(self.io.get_ref(), Stream::Tls(_));
-            let loopback = mailroom_core::config::checks::is_loopback_host(&settings.host);
-            if !encrypted && !loopback && !settings.allow_plaintext_auth {
+            if !encrypted && !cleartext_auth_allowed(&settings.host, peer.ip(), settings.allow_plaintext_auth) {
                 return Err(SmtpError::PlaintextAuthRefused { host: settings.host.clone() });
             }
             if self.capabilities.auth.is_empty() {
@@ -705,6 +709,15 @@ impl Session {
     }
 }
 
+/// Whether a password may go over an unencrypted connection to `host`, connected at `peer`.
+///
+/// Without the config's explicit opt-in, both the name and the address actually connected to
+/// must be loopback: a name such as `mail.localhost` goes through DNS like any other and may
+/// lead anywhere.
+fn cleartext_auth_allowed(host: &str, peer: std::net::IpAddr, allowed_by_config: bool) -> bool {
+    allowed_by_config || (mailroom_core::config::checks::is_loopback_host(host) && peer.to_canonical().is_loopback())
+}
+
 async fn handshake(settings: &SessionSettings, tcp: TcpStream) -> Result<TlsStream<TcpStream>, SmtpError> {
     let connector = TlsConnector::from(settings.tls_config.clone());
     within(Step::TlsHandshake, settings.timeout, async {
@@ -798,6 +811,37 @@ mod tests {
             prop_assert!(!stuffed[..stuffed.len() - 3].windows(5).any(|w| w == b"\r\n.\r\n"), "early terminator");
             prop_assert_eq!(unstuff(&stuffed), message.as_bytes());
         }
+    }
+
+    fn ehlo(lines: &[&str]) -> Reply {
+        Reply { code: 250, lines: lines.iter().map(|l| (*l).to_owned()).collect() }
+    }
+
+    #[test]
+    fn capabilities_keep_every_mechanism_of_an_auth_equals_line_and_drop_every_duplicate() {
+        // Old servers (and Outlook clients' expectations) advertise `AUTH=LOGIN PLAIN` beside `AUTH LOGIN PLAIN`.
+        let caps =
+            Capabilities::parse(&ehlo(&["mx.example", "AUTH LOGIN PLAIN", "SIZE 1000", "AUTH=LOGIN plain XOAUTH2"]));
+        assert_eq!(caps.auth, ["LOGIN", "PLAIN", "XOAUTH2"]);
+        let caps = Capabilities::parse(&ehlo(&["mx.example", "AUTH=CRAM-MD5 LOGIN", "AUTH PLAIN CRAM-MD5 LOGIN"]));
+        assert_eq!(caps.auth, ["CRAM-MD5", "LOGIN", "PLAIN"]);
+    }
+
+    #[test]
+    fn a_loopback_looking_name_on_a_non_loopback_peer_gets_no_cleartext_auth() {
+        // `*.localhost` and `localhost` are resolved like any other name; what counts is where the socket went.
+        let public: std::net::IpAddr = [192, 0, 2, 7].into();
+        assert!(!cleartext_auth_allowed("localhost", public, false));
+        assert!(!cleartext_auth_allowed("mail.localhost", public, false));
+        assert!(!cleartext_auth_allowed("127.0.0.1", "::ffff:192.0.2.7".parse().unwrap(), false));
+        assert!(cleartext_auth_allowed("localhost", [127, 0, 0, 1].into(), false));
+        assert!(cleartext_auth_allowed("localhost", "::1".parse().unwrap(), false));
+        assert!(cleartext_auth_allowed("mail.localhost", "::ffff:127.0.0.1".parse().unwrap(), false));
+        assert!(
+            !cleartext_auth_allowed("mail.example", [127, 0, 0, 1].into(), false),
+            "the name must say loopback too"
+        );
+        assert!(cleartext_auth_allowed("mail.example", public, true), "allow_plaintext_auth is the explicit opt-in");
     }
 
     #[test]
