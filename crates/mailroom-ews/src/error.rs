@@ -272,6 +272,20 @@ pub(crate) enum EwsError {
         /// The message.
         message: Box<ResponseMessage>,
     },
+    /// `ErrorInvalidSchemaVersionForMailboxVersion`: the mailbox is on an older Exchange than
+    /// the schema version asked for. Nothing was done; the request may be repeated once with
+    /// `retry_with`.
+    #[error(
+        "Exchange refuses the request's schema version for this mailbox (ErrorInvalidSchemaVersionForMailboxVersion); it supports {retry_with}"
+    )]
+    SchemaVersion {
+        /// HTTP status.
+        status: u16,
+        /// The server's text.
+        text: String,
+        /// The older schema version to ask for instead.
+        retry_with: &'static str,
+    },
     /// A SOAP envelope without any response message or fault.
     #[error("the reply (HTTP {status}) holds no response message")]
     NoResponse {
@@ -378,6 +392,24 @@ impl EwsError {
         });
         match parsed {
             Ok(parsed) => {
+                let code =
+                    parsed.fault.as_ref().map(Fault::code).or(parsed.messages.first().map(ResponseMessage::code));
+                if code == Some(SCHEMA_TOO_NEW) {
+                    let text = match (&parsed.fault, parsed.messages.first()) {
+                        (Some(fault), _) => fault.text.clone(),
+                        (None, Some(message)) => message.text.clone().unwrap_or_default(),
+                        (None, None) => String::new(),
+                    };
+                    // exchangelib's answer: ask again with the version the server reports.
+                    // When it reports none older than ours (a newer front end before an
+                    // older mailbox server), the oldest schema with everything we use.
+                    let retry_with = parsed
+                        .server_version
+                        .as_ref()
+                        .and_then(reply::ServerVersion::older_schema)
+                        .unwrap_or("Exchange2007_SP1");
+                    return Err(EwsError::SchemaVersion { status, text, retry_with });
+                }
                 if let Some(fault) = parsed.fault {
                     return Err(EwsError::Fault { status, fault: Box::new(fault) });
                 }
@@ -505,6 +537,9 @@ impl EwsError {
                 let reply = ServerReply::http(*status, Some(message.code()), message.text.clone().unwrap_or_default());
                 by_response_code(message.code(), &message.message_xml, context, detail, *status, at).with_reply(reply)
             }
+            EwsError::SchemaVersion { status, text, retry_with } => SendError::new(ErrorKind::Protocol, detail)
+                .with_reply(ServerReply::http(*status, Some(SCHEMA_TOO_NEW), text.clone()))
+                .with_hint(format!("The mailbox is on an older Exchange than the server in front of it, and the request was refused with schema version {retry_with} too, so nothing was sent. Please report this to mailroom's maintainers with the server's version (`mailroom diagnose` shows it in the transcript).")),
             EwsError::NoResponse { .. } => with_field(SendError::new(ErrorKind::Protocol, detail), uri_field),
             EwsError::TokenRefused { status, error, description } => token_refused(*status, error, description, detail),
             EwsError::TokenMalformed { .. } => SendError::new(ErrorKind::Protocol, detail),
@@ -622,7 +657,15 @@ fn maybe_sent(error: SendError) -> SendError {
     )
 }
 
+/// The response code for a schema version newer than the mailbox's Exchange.
+const SCHEMA_TOO_NEW: &str = "ErrorInvalidSchemaVersionForMailboxVersion";
+
 /// EWS `ResponseCode`s (from a response message or a fault) into kinds.
+///
+/// Exchange sends a code the request's schema version does not know as
+/// `ErrorInternalServerError` with the real one in `MessageXml` (`InnerErrorResponseCode`;
+/// Microsoft's documented throttling form wraps `ErrorServerBusy` like this, at HTTP 200).
+/// A known inner code is classified as itself; an unknown one keeps the outer meaning.
 fn by_response_code(
     code: &str,
     message_xml: &reply::MessageXml,
@@ -631,8 +674,41 @@ fn by_response_code(
     status: u16,
     at: At,
 ) -> SendError {
+    if code == "ErrorInternalServerError"
+        && let Some(inner) = message_xml.value("InnerErrorResponseCode")
+        && let Some(error) = known_response_code(
+            inner,
+            message_xml,
+            context,
+            format!(
+                "{detail} (inner error {inner}{})",
+                message_xml.value("InnerErrorMessageText").map(|t| format!(": {t}")).unwrap_or_default()
+            ),
+            at,
+        )
+    {
+        return error;
+    }
+    match known_response_code(code, message_xml, context, detail.clone(), at) {
+        Some(error) => error,
+        None if status >= 500 && !code.starts_with("Error") => {
+            let error = SendError::new(ErrorKind::ServiceUnavailable, detail);
+            if at == At::Send { maybe_sent(error) } else { error }
+        }
+        None => SendError::new(ErrorKind::Protocol, format!("{detail} (a response code mailroom does not know)")),
+    }
+}
+
+/// The response codes this driver knows; `None` for any other.
+fn known_response_code(
+    code: &str,
+    message_xml: &reply::MessageXml,
+    context: &Context,
+    detail: String,
+    at: At,
+) -> Option<SendError> {
     let impersonation_field = if context.oauth() { "exchange.client_id" } else { "exchange.username" };
-    match code {
+    Some(match code {
         "ErrorSendAsDenied" => SendError::new(ErrorKind::SenderNotAllowed, detail)
             .with_field("email_address")
             .with_hint(format!("The signed-in account may not send as {}: use that mailbox's own credentials, or have an administrator grant Send As on it (Add-RecipientPermission / Exchange admin center → mailbox → Delegation).", context.sender)),
@@ -689,12 +765,35 @@ fn by_response_code(
             let error = SendError::new(ErrorKind::ServiceUnavailable, detail);
             if at == At::Send { maybe_sent(error) } else { error.with_retry(Retry::Temporary { after: message_xml.back_off() }) }
         }
-        _ if status >= 500 && !code.starts_with("Error") => {
-            let error = SendError::new(ErrorKind::ServiceUnavailable, detail);
-            if at == At::Send { maybe_sent(error) } else { error }
+        // The impersonation header or a mailbox reference named an alias; the reply names
+        // the primary address (`t:Value Name="Primary"`).
+        "ErrorNonPrimarySmtpAddress" => {
+            let error = SendError::new(ErrorKind::SenderNotAllowed, detail).with_field("email_address");
+            match message_xml.value("Primary").filter(|primary| !primary.is_empty()) {
+                Some(primary) => error.with_hint(format!("{} is an alias of the mailbox; Exchange wants its primary address: set email_address = \"{primary}\".", context.sender)),
+                None => error.with_hint(format!("{} is not the mailbox's primary SMTP address: set email_address to the primary one (Exchange admin center → mailbox → Email addresses).", context.sender)),
+            }
         }
-        _ => SendError::new(ErrorKind::Protocol, format!("{detail} (a response code mailroom does not know)")),
-    }
+        // The sender's submission quota (recipients per day): refused before submission, so
+        // nothing went out; sending can resume when the rolling window frees up.
+        "ErrorSubmissionQuotaExceeded" => SendError::new(ErrorKind::RateLimited, detail)
+            .with_retry(Retry::Temporary { after: message_xml.back_off() })
+            .with_hint(format!("Exchange's sending quota for {} (recipients per day) is used up: messages are accepted again as the 24-hour window moves on. Spread bulk sends over the day or ask for a higher limit.", context.sender)),
+        // The mailbox is full: Exchange cannot create the message in it (even SendOnly
+        // creates it first), and it stays full until someone acts.
+        "ErrorQuotaExceeded" => SendError::new(ErrorKind::ServiceUnavailable, detail)
+            .with_field("email_address")
+            .with_retry(Retry::Permanent)
+            .with_hint(format!("The mailbox is full ({}), so Exchange cannot create the message in it and nothing was sent: empty its Sent Items and Deleted Items, or have an administrator raise its quota.", context.sender))
+            .with_complete_hints(),
+        "ErrorAccountDisabled" => {
+            let field = if context.oauth() { "email_address" } else { "exchange.username" };
+            SendError::new(ErrorKind::AuthDisabled, detail)
+                .with_field(field)
+                .with_hint("The account is disabled in the directory (Active Directory or Entra ID): an administrator must enable it, or use an account that is active.")
+        }
+        _ => return None,
+    })
 }
 
 /// Azure AD token endpoint errors (`AADSTS…` codes in the description).
@@ -945,6 +1044,10 @@ mod tests {
         "ErrorMailboxMoveInProgress",
         "ErrorConnectionFailed",
         "ErrorSendAsDenied",
+        "ErrorSubmissionQuotaExceeded",
+        "ErrorQuotaExceeded",
+        "ErrorAccountDisabled",
+        "ErrorNonPrimarySmtpAddress",
         "ErrorInvalidRecipients",
         "ErrorAccessDenied",
         "ErrorSchemaValidation",
@@ -955,7 +1058,12 @@ mod tests {
     ];
 
     /// Throttling refusals: Exchange checks these budgets before running the operation.
-    const THROTTLING: &[&str] = &["ErrorServerBusy", "ErrorExceededConnectionCount", "ErrorTooManyObjectsOpened"];
+    const THROTTLING: &[&str] = &[
+        "ErrorServerBusy",
+        "ErrorExceededConnectionCount",
+        "ErrorTooManyObjectsOpened",
+        "ErrorSubmissionQuotaExceeded",
+    ];
 
     fn fault(code: &str, back_off: bool) -> String {
         let xml = if back_off {

@@ -140,13 +140,13 @@ async fn connect_onwards(
     }
 
     let started = Instant::now();
-    let body = soap::get_folder(shared.impersonated());
+    let body = |version: &str| soap::get_folder(version, shared.impersonated());
     let mut transcript = Transcript::new();
     let acting = match shared.impersonated() {
         Some(address) => format!("impersonating {address}"),
         None => format!("as {}", shared.context.login),
     };
-    match shared.run(Operation::GetFolder, body, "GetFolder sentitems", At::Probe, &mut transcript).await {
+    match shared.run(Operation::GetFolder, &body, "GetFolder sentitems", At::Probe, &mut transcript).await {
         Ok((status, message)) => {
             report.step("auth", StepOutcome::Ok, started.elapsed(), format!("HTTP {status} {acting}"));
             report.step("mailbox", StepOutcome::Ok, Duration::ZERO, format!("GetFolder sentitems: {}", message.code()));
@@ -182,9 +182,9 @@ async fn redirect_suggestion(shared: &Shared, target: &url::Url) -> Suggestion {
         };
     }
     let mut transcript = Transcript::new();
-    let body = soap::get_folder(shared.impersonated());
+    let body = |version: &str| soap::get_folder(version, shared.impersonated());
     let what = "GetFolder sentitems at the redirect target";
-    match shared.run_at(target, Operation::GetFolder, body, what, At::Probe, &mut transcript).await {
+    match shared.run_at(target, Operation::GetFolder, &body, what, At::Probe, &mut transcript).await {
         Ok(_) => Suggestion {
             summary: format!(
                 "the server redirects to {target}, and GetFolder succeeds there: use it as the EWS address"

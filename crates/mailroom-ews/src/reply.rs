@@ -22,14 +22,24 @@ pub(crate) struct MessageXml {
     pub elements: Vec<(String, String)>,
 }
 
+/// The longest `BackOffMilliseconds` taken as it is: a larger hint (or one too large for a
+/// number) is cut to this, so no deadline computed from it can overflow.
+pub(crate) const MAX_BACK_OFF: Duration = Duration::from_secs(3600);
+
 impl MessageXml {
-    /// `BackOffMilliseconds`, the server's throttling hint.
+    /// The text of the `Value` element with this `Name`.
+    pub(crate) fn value(&self, wanted: &str) -> Option<&str> {
+        self.values.iter().find(|(name, _)| name == wanted).map(|(_, value)| value.trim())
+    }
+
+    /// `BackOffMilliseconds`, the server's throttling hint, at most [`MAX_BACK_OFF`].
     pub(crate) fn back_off(&self) -> Option<Duration> {
-        self.values
-            .iter()
-            .find(|(name, _)| name == "BackOffMilliseconds")
-            .and_then(|(_, value)| value.trim().parse::<u64>().ok())
-            .map(Duration::from_millis)
+        let digits = self.value("BackOffMilliseconds")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let millis = digits.parse::<u64>().unwrap_or(u64::MAX);
+        Some(Duration::from_millis(millis).min(MAX_BACK_OFF))
     }
 
     /// The schema violation text of an `ErrorSchemaValidation` fault, with its position.
@@ -95,6 +105,41 @@ impl ResponseMessage {
     }
 }
 
+/// The SOAP header's `ServerVersionInfo`: which Exchange answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ServerVersion {
+    /// `MajorVersion` (8 = Exchange 2007, 14 = 2010, 15 = 2013 and later).
+    pub major: Option<u32>,
+    /// `MinorVersion`.
+    pub minor: Option<u32>,
+    /// `Version`, a schema name (`Exchange2010_SP1`, `V2017_07_11`), when sent.
+    pub version: Option<String>,
+}
+
+/// The schema versions older than the one this driver asks for, oldest first. All of them
+/// have what the requests use (`MimeContent`, `ExchangeImpersonation`, `GetFolder`).
+const OLDER_SCHEMAS: [&str; 4] = ["Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1"];
+
+impl ServerVersion {
+    /// The older schema version this server supports, as exchangelib reads it: its
+    /// `Version` when that names an older schema, else its major and minor numbers; `None`
+    /// when the server reports its own version as at least ours (or nothing usable).
+    pub(crate) fn older_schema(&self) -> Option<&'static str> {
+        if let Some(named) = &self.version
+            && let Some(known) = OLDER_SCHEMAS.iter().find(|known| known.eq_ignore_ascii_case(named.trim()))
+        {
+            return Some(known);
+        }
+        match (self.major?, self.minor.unwrap_or(0)) {
+            (8, 0) => Some("Exchange2007"),
+            (8, _) => Some("Exchange2007_SP1"),
+            (14, 0) => Some("Exchange2010"),
+            (14, 1) => Some("Exchange2010_SP1"),
+            _ => None,
+        }
+    }
+}
+
 /// A parsed reply: a fault, or response messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Reply {
@@ -102,6 +147,8 @@ pub(crate) struct Reply {
     pub fault: Option<Fault>,
     /// The response messages, in order.
     pub messages: Vec<ResponseMessage>,
+    /// The header's `ServerVersionInfo`, when sent.
+    pub server_version: Option<ServerVersion>,
 }
 
 impl Reply {
@@ -121,6 +168,9 @@ impl Reply {
                 scrubber.scrub_in_place(text);
             }
             xml(&mut fault.message_xml);
+        }
+        if let Some(version) = self.server_version.as_mut().and_then(|v| v.version.as_mut()) {
+            scrubber.scrub_in_place(version);
         }
         for message in &mut self.messages {
             scrubber.scrub_in_place(&mut message.element);
@@ -248,6 +298,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<Reply, ParseError> {
                 }
                 let depth = stack.len();
                 text_buffer.clear();
+                if name == "ServerVersionInfo" && stack.last().is_some_and(|p| p == "Header") {
+                    let number = |wanted: &str| attribute(start, wanted).and_then(|n| n.trim().parse::<u32>().ok());
+                    reply.server_version = Some(ServerVersion {
+                        major: number("MajorVersion"),
+                        minor: number("MinorVersion"),
+                        version: attribute(start, "Version"),
+                    });
+                }
                 match &mut scope {
                     None if name == "Fault" && stack.last().is_some_and(|p| p == "Body") => {
                         scope = Some((depth, Scope::Fault(Fault::default())));
@@ -433,6 +491,29 @@ mod tests {
         assert!(matches!(parse(b"<!DOCTYPE x [<!ENTITY a \"b\">]><Envelope/>"), Err(ParseError::Malformed(_))));
         let deep = format!("<Envelope>{}", "<a>".repeat(200));
         assert_eq!(parse(deep.as_bytes()), Err(ParseError::TooDeep));
+    }
+
+    #[test]
+    fn back_off_is_bounded_and_the_server_version_is_read_from_the_header() {
+        let xml = |millis: &str| MessageXml {
+            values: vec![("BackOffMilliseconds".into(), millis.into())],
+            elements: Vec::new(),
+        };
+        assert_eq!(xml(" 1500 ").back_off(), Some(Duration::from_millis(1500)));
+        assert_eq!(xml("99999999999").back_off(), Some(MAX_BACK_OFF));
+        assert_eq!(xml("184467440737095516150000").back_off(), Some(MAX_BACK_OFF), "beyond u64");
+        assert_eq!(xml("-5").back_off(), None);
+        assert_eq!(xml("").back_off(), None);
+
+        let version = parse(SUCCESS.as_bytes()).unwrap().server_version.unwrap();
+        assert_eq!((version.major, version.minor, version.older_schema()), (Some(15), None, None));
+        let older = |major, minor, named: Option<&str>| {
+            ServerVersion { major, minor, version: named.map(str::to_owned) }.older_schema()
+        };
+        assert_eq!(older(Some(14), Some(1), None), Some("Exchange2010_SP1"));
+        assert_eq!(older(Some(8), Some(3), None), Some("Exchange2007_SP1"));
+        assert_eq!(older(Some(15), Some(1), Some("V2017_07_11")), None);
+        assert_eq!(older(None, None, Some("exchange2010")), Some("Exchange2010"));
     }
 
     proptest! {

@@ -14,10 +14,12 @@ pub(crate) const TYPES_NS: &str = "http://schemas.microsoft.com/exchange/service
 /// EWS messages namespace (`m:`).
 pub(crate) const MESSAGES_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
 
-/// The schema version we ask for. Exchange2010_SP2 has everything this driver uses
-/// (MimeContent, ExchangeImpersonation with PrimarySmtpAddress, GetFolder) and is accepted
-/// by Exchange 2010 SP2, 2013, 2016, 2019, Subscription Edition and Exchange Online; asking
-/// for a newer one would lock out the older on-premises servers for no gain.
+/// The schema version we ask for first. Exchange2010_SP2 has everything this driver uses
+/// (MimeContent, ExchangeImpersonation with SmtpAddress, GetFolder) and is accepted by
+/// Exchange 2010 SP2, 2013, 2016, 2019, Subscription Edition and Exchange Online; asking for
+/// a newer one would lock out the older on-premises servers for no gain. A mailbox on an
+/// older Exchange answers `ErrorInvalidSchemaVersionForMailboxVersion`, and the transport
+/// asks again once with the version the server reports (as exchangelib does).
 pub(crate) const SERVER_VERSION: &str = "Exchange2010_SP2";
 
 /// The EWS operations this driver sends.
@@ -107,16 +109,18 @@ impl Xml {
     }
 }
 
-/// `<soap:Envelope><soap:Header>…</soap:Header><soap:Body>` with the version and, for
-/// app-only OAuth, the impersonated mailbox.
-fn open_envelope(xml: &mut Xml, impersonate: Option<&str>) {
+/// `<soap:Envelope><soap:Header>…</soap:Header><soap:Body>` with the schema version and,
+/// for app-only OAuth, the impersonated mailbox. The mailbox is named by `SmtpAddress`,
+/// which takes any of its addresses, as in Microsoft's impersonation samples
+/// (`PrimarySmtpAddress` refuses an alias with `ErrorNonPrimarySmtpAddress`).
+fn open_envelope(xml: &mut Xml, version: &str, impersonate: Option<&str>) {
     xml.start("soap:Envelope", &[("xmlns:soap", SOAP_NS), ("xmlns:t", TYPES_NS), ("xmlns:m", MESSAGES_NS)]);
     xml.start("soap:Header", &[]);
-    xml.empty("t:RequestServerVersion", &[("Version", SERVER_VERSION)]);
+    xml.empty("t:RequestServerVersion", &[("Version", version)]);
     if let Some(address) = impersonate {
         xml.start("t:ExchangeImpersonation", &[]);
         xml.start("t:ConnectingSID", &[]);
-        xml.text_element("t:PrimarySmtpAddress", address);
+        xml.text_element("t:SmtpAddress", address);
         xml.end("t:ConnectingSID");
         xml.end("t:ExchangeImpersonation");
     }
@@ -136,10 +140,16 @@ fn close_envelope(xml: &mut Xml) {
 /// Element order is the schema's: in `t:Message`, `MimeContent` (from ItemType) comes
 /// before `BccRecipients` (from MessageType); in `m:CreateItem`, `SavedItemFolderId`
 /// comes before `Items`.
-pub(crate) fn create_item(mime: &[u8], bcc: &[String], disposition: Disposition, impersonate: Option<&str>) -> Vec<u8> {
+pub(crate) fn create_item(
+    version: &str,
+    mime: &[u8],
+    bcc: &[String],
+    disposition: Disposition,
+    impersonate: Option<&str>,
+) -> Vec<u8> {
     let encoded = base64::engine::general_purpose::STANDARD.encode(mime);
     let mut xml = Xml::new(encoded.len() + 1024 + bcc.len() * 96);
-    open_envelope(&mut xml, impersonate);
+    open_envelope(&mut xml, version, impersonate);
     xml.start("m:CreateItem", &[("MessageDisposition", disposition.as_str())]);
     if disposition == Disposition::SendAndSaveCopy {
         xml.start("m:SavedItemFolderId", &[]);
@@ -171,9 +181,9 @@ pub(crate) fn create_item(mime: &[u8], bcc: &[String], disposition: Disposition,
 
 /// A `GetFolder` of the acting mailbox's Sent Items, ids only: the probe's cheap
 /// authenticated round trip (see `probe.rs` for why this operation).
-pub(crate) fn get_folder(impersonate: Option<&str>) -> Vec<u8> {
+pub(crate) fn get_folder(version: &str, impersonate: Option<&str>) -> Vec<u8> {
     let mut xml = Xml::new(1024);
-    open_envelope(&mut xml, impersonate);
+    open_envelope(&mut xml, version, impersonate);
     xml.start("m:GetFolder", &[]);
     xml.start("m:FolderShape", &[]);
     xml.text_element("t:BaseShape", "IdOnly");
@@ -196,8 +206,13 @@ mod tests {
 
     #[test]
     fn create_item_has_the_schema_order_and_the_http_envelope_namespace() {
-        let xml =
-            text(create_item(b"Subject: x\r\n\r\nhi\r\n", &["hidden@example.com".into()], Disposition::SendOnly, None));
+        let xml = text(create_item(
+            SERVER_VERSION,
+            b"Subject: x\r\n\r\nhi\r\n",
+            &["hidden@example.com".into()],
+            Disposition::SendOnly,
+            None,
+        ));
         assert!(xml.contains("xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\""));
         assert!(!xml.contains("https://schemas.xmlsoap.org"));
         assert!(xml.contains("<t:RequestServerVersion Version=\"Exchange2010_SP2\"/>"));
@@ -212,19 +227,28 @@ mod tests {
 
     #[test]
     fn save_copy_names_sent_items_before_the_items() {
-        let xml = text(create_item(b"x", &[], Disposition::SendAndSaveCopy, None));
+        let xml = text(create_item(SERVER_VERSION, b"x", &[], Disposition::SendAndSaveCopy, None));
         let saved = xml.find("<m:SavedItemFolderId><t:DistinguishedFolderId Id=\"sentitems\"/>").unwrap();
         assert!(saved < xml.find("<m:Items>").unwrap());
         assert!(!xml.contains("BccRecipients"));
     }
 
     #[test]
-    fn the_impersonated_address_is_escaped() {
-        let xml = text(get_folder(Some("o'brien&<co>@company.com")));
+    fn impersonation_names_the_mailbox_by_any_of_its_smtp_addresses() {
+        // Microsoft's impersonation samples use SmtpAddress, which takes an alias too;
+        // PrimarySmtpAddress fails with ErrorNonPrimarySmtpAddress when email_address is one.
+        let xml = text(get_folder(SERVER_VERSION, Some("erp@company.com")));
         assert!(
-            xml.contains("<t:PrimarySmtpAddress>o&apos;brien&amp;&lt;co&gt;@company.com</t:PrimarySmtpAddress>"),
+            xml.contains("<t:ExchangeImpersonation><t:ConnectingSID><t:SmtpAddress>erp@company.com</t:SmtpAddress>"),
             "{xml}"
         );
+        assert!(!xml.contains("PrimarySmtpAddress"), "{xml}");
+    }
+
+    #[test]
+    fn the_impersonated_address_is_escaped() {
+        let xml = text(get_folder(SERVER_VERSION, Some("o'brien&<co>@company.com")));
+        assert!(xml.contains("<t:SmtpAddress>o&apos;brien&amp;&lt;co&gt;@company.com</t:SmtpAddress>"), "{xml}");
         assert_eq!(
             Operation::GetFolder.soap_action(),
             "\"http://schemas.microsoft.com/exchange/services/2006/messages/GetFolder\""

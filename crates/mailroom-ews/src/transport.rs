@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     /// The reply deadline of `CreateItem`.
     pub(crate) send_timeout: Duration,
     permits: Semaphore,
+    /// The schema version requests ask for: [`soap::SERVER_VERSION`] until a mailbox on an
+    /// older Exchange refuses it and names its own.
+    schema: std::sync::Mutex<&'static str>,
 }
 
 impl std::fmt::Debug for EwsTransport {
@@ -268,6 +271,7 @@ impl EwsTransportBuilder {
                 timeout: config.timeout,
                 send_timeout: self.send_timeout.unwrap_or((config.timeout * 6).max(Duration::from_secs(60))),
                 permits: Semaphore::new(MAX_IN_FLIGHT),
+                schema: std::sync::Mutex::new(soap::SERVER_VERSION),
             }),
         })
     }
@@ -367,38 +371,56 @@ impl Shared {
         error.into_send_error(&self.context, at, transcript)
     }
 
-    /// Runs one operation against the configured URI to a successful response message.
+    fn schema(&self) -> &'static str {
+        *self.schema.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs one operation against the configured URI to a successful response message;
+    /// `request` writes the body for a schema version.
     pub(crate) async fn run(
         &self,
         operation: Operation,
-        body: Vec<u8>,
+        request: &(dyn Fn(&str) -> Vec<u8> + Sync),
         what: &str,
         at: At,
         transcript: &mut Transcript,
     ) -> Result<(u16, crate::reply::ResponseMessage), SendError> {
-        self.run_at(&self.uri, operation, body, what, at, transcript).await
+        self.run_at(&self.uri, operation, request, what, at, transcript).await
     }
 
     /// Runs one operation against `uri` (the probe checks a redirect target on the same
-    /// origin with it).
+    /// origin with it). A schema version the mailbox refuses is replaced once by the one the
+    /// server names (Exchange refuses it before doing anything, so repeating is safe), and
+    /// kept for the requests after.
     pub(crate) async fn run_at(
         &self,
         uri: &Url,
         operation: Operation,
-        body: Vec<u8>,
+        request: &(dyn Fn(&str) -> Vec<u8> + Sync),
         what: &str,
         at: At,
         transcript: &mut Transcript,
     ) -> Result<(u16, crate::reply::ResponseMessage), SendError> {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        let reply = match self.call(uri, operation, body, what, transcript).await? {
-            Ok(reply) => reply,
-            Err(error) => return Err(self.classify(at, std::mem::take(transcript), error)),
-        };
-        reply.record_body(transcript);
-        match EwsError::check_reply(uri, &reply) {
-            Ok(message) => Ok((reply.status, message)),
-            Err(error) => Err(self.classify(at, std::mem::take(transcript), error)),
+        let mut schema = self.schema();
+        let mut retried = false;
+        loop {
+            let reply = match self.call(uri, operation, request(schema), what, transcript).await? {
+                Ok(reply) => reply,
+                Err(error) => return Err(self.classify(at, std::mem::take(transcript), error)),
+            };
+            reply.record_body(transcript);
+            match EwsError::check_reply(uri, &reply) {
+                Ok(message) => return Ok((reply.status, message)),
+                Err(EwsError::SchemaVersion { retry_with, .. }) if !retried && retry_with != schema => {
+                    transcript
+                        .note(&format!("the mailbox refuses schema version {schema}: asking again with {retry_with}"));
+                    *self.schema.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = retry_with;
+                    schema = retry_with;
+                    retried = true;
+                }
+                Err(error) => return Err(self.classify(at, std::mem::take(transcript), error)),
+            }
         }
     }
 }
@@ -422,7 +444,9 @@ impl Transport for EwsTransport {
     async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
         let shared = &self.shared;
         let bcc = envelope::bcc_recipients(message.bytes(), message.recipients().iter().map(|a| a.as_ref()));
-        let body = soap::create_item(message.bytes(), &bcc, shared.disposition, shared.impersonated());
+        let body = |version: &str| {
+            soap::create_item(version, message.bytes(), &bcc, shared.disposition, shared.impersonated())
+        };
         let what = format!(
             "CreateItem {:?}: MimeContent of a {}-byte message{}",
             shared.disposition,
@@ -430,7 +454,7 @@ impl Transport for EwsTransport {
             if bcc.is_empty() { String::new() } else { format!(", {} Bcc recipient(s)", bcc.len()) }
         );
         let mut transcript = Transcript::new();
-        let (status, response) = shared.run(Operation::CreateItem, body, &what, At::Send, &mut transcript).await?;
+        let (status, response) = shared.run(Operation::CreateItem, &body, &what, At::Send, &mut transcript).await?;
         tracing::debug!(message_id = message.message_id(), "EWS CreateItem succeeded");
         Ok(SendReceipt {
             message_id: message.message_id().to_owned(),

@@ -454,3 +454,91 @@ async fn an_echoing_server_never_gets_the_credentials_into_errors_or_transcripts
         }
     }
 }
+
+/// The send-as-denied reply with another response code and text (the shape every
+/// CreateItem error shares).
+fn response_with_code(code: &str, text: &str) -> ResponseTemplate {
+    let body = fixture("create_item_send_as_denied.xml").replace("ErrorSendAsDenied", code).replace(
+        "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.",
+        text,
+    );
+    xml(200, "create_item_send_as_denied.xml").set_body_string(body)
+}
+
+#[tokio::test]
+async fn exchange_codes_that_used_to_be_protocol_errors_name_their_cause() {
+    let alias = send_error(xml(500, "fault_non_primary_smtp_address.xml")).await;
+    assert_eq!((alias.kind(), alias.field()), (ErrorKind::SenderNotAllowed, Some("email_address")), "{alias}");
+    let advice = alias.remediation().join(" ");
+    assert!(advice.contains("email_address = \"erp.mailer@company.com\""), "{advice}");
+
+    let quota = send_error(response_with_code(
+        "ErrorSubmissionQuotaExceeded",
+        "The message can't be submitted because the sender's submission quota was exceeded.",
+    ))
+    .await;
+    assert_eq!(quota.kind(), ErrorKind::RateLimited, "{quota}");
+    assert!(quota.retry().is_temporary(), "the submission was refused: nothing went out");
+
+    let full = send_error(response_with_code("ErrorQuotaExceeded", "Mailbox has exceeded maximum mailbox size.")).await;
+    assert_eq!((full.kind(), full.field()), (ErrorKind::ServiceUnavailable, Some("email_address")), "{full}");
+    assert!(!full.retry().is_temporary(), "a full mailbox stays full");
+    assert!(full.remediation().join(" ").contains("mailbox is full"), "{:?}", full.remediation());
+
+    let disabled = send_error(response_with_code("ErrorAccountDisabled", "The account has been disabled.")).await;
+    assert_eq!((disabled.kind(), disabled.field()), (ErrorKind::AuthDisabled, Some("exchange.username")), "{disabled}");
+}
+
+#[tokio::test]
+async fn server_busy_wrapped_in_an_internal_error_is_rate_limited_with_a_bounded_back_off() {
+    let busy = send_error(xml(200, "create_item_internal_error_server_busy.xml")).await;
+    assert_eq!(busy.kind(), ErrorKind::RateLimited, "{busy}");
+    assert_eq!(busy.retry(), Retry::Temporary { after: Some(Duration::from_millis(2500)) });
+    assert!(busy.detail().contains("ErrorServerBusy"), "{busy}");
+
+    let absurd = fixture("create_item_internal_error_server_busy.xml").replace(">2500<", ">99999999999999<");
+    let busy = send_error(xml(200, "create_item_internal_error_server_busy.xml").set_body_string(absurd)).await;
+    let Retry::Temporary { after: Some(after) } = busy.retry() else { panic!("{busy:?}") };
+    assert!(after <= Duration::from_secs(3600), "{after:?}");
+
+    // Any other inner code keeps the outer meaning: an internal error after a CreateItem may
+    // have sent the message.
+    let other =
+        fixture("create_item_internal_error_server_busy.xml").replace(">ErrorServerBusy<", ">ErrorInvalidLicense<");
+    let internal = send_error(xml(200, "create_item_internal_error_server_busy.xml").set_body_string(other)).await;
+    assert_eq!(internal.kind(), ErrorKind::ServiceUnavailable);
+    assert!(!internal.retry().is_temporary());
+}
+
+#[tokio::test]
+async fn a_schema_version_the_mailbox_refuses_is_retried_once_with_the_servers_version() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EWS_PATH))
+        .respond_with(xml(200, "create_item_schema_version_for_mailbox.xml"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(EWS_PATH))
+        .respond_with(xml(200, "create_item_success.xml"))
+        .mount(&server)
+        .await;
+    let transport = transport_for(&server);
+    transport.send(&message("first")).await.unwrap();
+    transport.send(&message("second")).await.unwrap();
+    let versions: Vec<Option<String>> =
+        server.received_requests().await.unwrap().iter().map(|request| decode(&request.body).server_version).collect();
+    let versions: Vec<&str> = versions.iter().map(|v| v.as_deref().unwrap_or("-")).collect();
+    assert_eq!(
+        versions,
+        ["Exchange2010_SP2", "Exchange2010_SP1", "Exchange2010_SP1"],
+        "the second send keeps the version learnt"
+    );
+
+    let stubborn = server_answering(xml(200, "create_item_schema_version_for_mailbox.xml")).await;
+    let error = transport_for(&stubborn).send(&message("refused")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Protocol, "{error}");
+    assert_eq!(stubborn.received_requests().await.unwrap().len(), 2, "one retry, not a loop");
+}

@@ -107,7 +107,7 @@ pub fn decode(body: &[u8]) -> Decoded {
                         decoded.mime = Some(bytes);
                     }
                     "EmailAddress" if stack.iter().any(|s| s == "BccRecipients") => decoded.bcc.push(buffer.clone()),
-                    "PrimarySmtpAddress" => decoded.impersonated = Some(buffer.clone()),
+                    "SmtpAddress" | "PrimarySmtpAddress" => decoded.impersonated = Some(buffer.clone()),
                     _ => {}
                 }
                 buffer.clear();
