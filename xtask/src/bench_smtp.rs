@@ -83,6 +83,7 @@ async fn ours(
         ca_file: ca_file.map(ToOwned::to_owned),
         timeout: Duration::from_secs(10),
         allow_plaintext_auth: false,
+        oauth: None,
     };
     let transport = Arc::new(
         SmtpTransport::builder(sender.clone(), &config)

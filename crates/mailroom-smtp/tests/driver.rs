@@ -30,6 +30,7 @@ fn config(port: u16, tls: TlsMode, ca_file: Option<&std::path::Path>) -> SmtpCon
         ca_file: ca_file.map(ToOwned::to_owned),
         timeout: Duration::from_secs(3),
         allow_plaintext_auth: false,
+        oauth: None,
     }
 }
 

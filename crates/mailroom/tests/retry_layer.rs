@@ -19,6 +19,7 @@ fn transport(port: u16) -> Arc<dyn Transport> {
         ca_file: None,
         timeout: Duration::from_secs(3),
         allow_plaintext_auth: false,
+        oauth: None,
     };
     Arc::new(SmtpTransport::new(sender(), &config).unwrap())
 }

@@ -12,6 +12,8 @@ use crate::error::{ErrorKind, SendError};
 use crate::provider::Provider;
 use crate::secret::Secret;
 
+mod oauth;
+
 /// Every field name a config can have, dotted (CONTRACT: these are the JSON `field` values).
 pub const FIELDS: &[&str] = &[
     "service",
@@ -28,6 +30,20 @@ pub const FIELDS: &[&str] = &[
     "web_mail.ca_file",
     "web_mail.timeout_secs",
     "web_mail.allow_plaintext_auth",
+    "web_mail.auth",
+    "web_mail.oauth",
+    "web_mail.oauth.provider",
+    "web_mail.oauth.tenant",
+    "web_mail.oauth.client_id",
+    "web_mail.oauth.client_secret",
+    "web_mail.oauth.client_secret_env",
+    "web_mail.oauth.auth",
+    "web_mail.oauth.refresh_token",
+    "web_mail.oauth.refresh_token_env",
+    "web_mail.oauth.token_file",
+    "web_mail.oauth.authority",
+    "web_mail.oauth.auth_uri",
+    "web_mail.oauth.token_uri",
     "exchange",
     "exchange.uri",
     "exchange.domain",
@@ -53,6 +69,9 @@ pub const FIELDS: &[&str] = &[
     "email_services.token_uri",
     "email_services.api_base",
     "email_services.timeout_secs",
+    "email_services.tenant",
+    "email_services.auth",
+    "email_services.authority",
 ];
 
 const TOP_KEYS: &[&str] = &["service", "email_address", "display_name", "web_mail", "exchange", "email_services"];
@@ -167,14 +186,18 @@ impl std::fmt::Display for ConfigProblems {
 
 impl std::error::Error for ConfigProblems {}
 
-/// The dotted name of `key` in `section`, as a `'static` str from [`FIELDS`].
-fn field(section: &str, key: &str) -> &'static str {
+/// The dotted name of `key` in `section` (itself dotted for nested sections such as
+/// `web_mail.oauth`), as a `'static` str from [`FIELDS`].
+pub(super) fn field(section: &str, key: &str) -> &'static str {
     FIELDS
         .iter()
         .copied()
-        .find(|name| match name.split_once('.') {
-            Some((s, k)) => s == section && k == key,
-            None => section.is_empty() && *name == key,
+        .find(|name| {
+            if section.is_empty() {
+                *name == key
+            } else {
+                name.strip_prefix(section).and_then(|rest| rest.strip_prefix('.')) == Some(key)
+            }
         })
         .unwrap_or_else(|| panic!("{section}.{key} is missing from FIELDS"))
 }
@@ -446,7 +469,7 @@ pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<L
         Some("web_mail") => load_required(&mut loader, web_mail, "web_mail", load_smtp).map(ServiceConfig::WebMail),
         Some("exchange") => load_required(&mut loader, exchange, "exchange", load_ews).map(ServiceConfig::Exchange),
         Some("email_services") => {
-            load_required(&mut loader, email_services, "email_services", load_gmail).map(ServiceConfig::EmailServices)
+            load_required(&mut loader, email_services, "email_services", oauth::load_email_services)
         }
         Some(other) => {
             let hint = match other.to_ascii_lowercase().replace([' ', '-'], "_").as_str() {
@@ -518,6 +541,8 @@ const SMTP_KEYS: &[&str] = &[
     "ca_file",
     "timeout_secs",
     "allow_plaintext_auth",
+    "auth",
+    "oauth",
 ];
 
 fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfig> {
@@ -551,6 +576,7 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         }
     });
     let username = loader.string(section, "username").filter(|u| !u.trim().is_empty());
+    let (uses_oauth, oauth) = oauth::load_smtp_oauth(loader, section, username.is_some());
     let password = loader.secret(section, "password");
     let ca_file = loader.path(section, "ca_file");
     let timeout = loader.timeout(section);
@@ -573,6 +599,7 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         _ => {}
     }
     match (&username, &password) {
+        _ if uses_oauth => {}
         (None, Some(_)) => loader.error(
             field("web_mail", "username"),
             "a password is set but no user name: add username = \"erp@company.com\" (usually the full email address)",
@@ -601,7 +628,24 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
             format!("{server} does not offer port 465: use port 587 with enable_ssl = true"),
         );
     }
-    Some(SmtpConfig { server, port, enable_ssl, tls, username, password, ca_file, timeout, allow_plaintext_auth })
+    if uses_oauth && tls == TlsMode::None && !allow_plaintext_auth && !checks::is_loopback_host(&server) {
+        loader.error(
+            field("web_mail", "enable_ssl"),
+            format!("SSL is off but auth = \"oauth\": mailroom will not send an access token unencrypted to {server}. Turn enable_ssl on"),
+        );
+    }
+    Some(SmtpConfig {
+        server,
+        port,
+        enable_ssl,
+        tls,
+        username,
+        password,
+        ca_file,
+        timeout,
+        allow_plaintext_auth,
+        oauth,
+    })
 }
 
 const EWS_KEYS: &[&str] = &[
@@ -734,54 +778,17 @@ const GMAIL_KEYS: &[&str] = &[
 
 fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailConfig> {
     loader.check_unknown_keys(section, GMAIL_KEYS);
-    match loader.string(section, "provider").as_deref() {
-        None | Some("gmail") => {}
-        Some(other) => loader.error(
-            field("email_services", "provider"),
-            format!("\"{other}\" is not supported: the only provider is \"gmail\""),
-        ),
-    }
-    let client_id = loader.required_string(section, "client_id", "\"1234-abc.apps.googleusercontent.com\"");
-    if client_id.as_deref().is_some_and(|id| !id.trim().ends_with(".apps.googleusercontent.com")) {
-        loader.error(field("email_services", "client_id"), "is not a Google OAuth client ID: copy it from Google Cloud console → APIs & Services → Credentials; it ends in .apps.googleusercontent.com");
-    }
-    let client_secret = loader.secret(section, "client_secret");
-    if client_secret.is_none()
-        && !loader.has_error(field("email_services", "client_secret_env"))
-        && !loader.has_error(field("email_services", "client_secret"))
-    {
-        loader.error(
-            field("email_services", "client_secret"),
-            "is missing: add client_secret_env = \"MAILROOM_GOOGLE_SECRET\" (or client_secret = \"…\")",
-        );
-    }
-    let refresh_token = loader.secret(section, "refresh_token");
-    let token_file = loader.path(section, "token_file");
-    if refresh_token.is_some() && token_file.is_some() {
-        loader.error(field("email_services", "token_file"), "set either token_file or refresh_token(_env), not both");
-    }
-    if refresh_token.is_none()
-        && token_file.is_none()
-        && !loader.has_error(field("email_services", "refresh_token_env"))
-        && !loader.has_error(field("email_services", "refresh_token"))
-    {
-        loader.error(field("email_services", "refresh_token_env"), "no refresh token: add token_file = \"google-token.json\" and run `mailroom connect google --config FILE` to sign in and allow access");
-    }
-    let mut endpoint = |key: &str, default: &str| {
-        let value = loader.string(section, key).unwrap_or_else(|| default.to_owned());
-        checks::check_endpoint(&value).map_err(|m| loader.error(field("email_services", key), m)).ok()
-    };
-    let auth_uri = endpoint("auth_uri", GOOGLE_AUTH_URI);
-    let token_uri = endpoint("token_uri", GOOGLE_TOKEN_URI);
-    let api_base = endpoint("api_base", GMAIL_API_BASE);
+    let google = oauth::load_google(loader, section);
+    let api_base = oauth::endpoint(loader, section, "api_base", GMAIL_API_BASE);
     let timeout = loader.timeout(section);
+    let google = google?;
     Some(GmailConfig {
-        client_id: client_id?.trim().to_owned(),
-        client_secret: client_secret?,
-        refresh_token,
-        token_file,
-        auth_uri: auth_uri?,
-        token_uri: token_uri?,
+        client_id: google.client_id,
+        client_secret: google.client_secret,
+        refresh_token: google.refresh_token,
+        token_file: google.token_file,
+        auth_uri: google.auth_uri,
+        token_uri: google.token_uri,
         api_base: api_base?,
         timeout,
     })

@@ -2,6 +2,7 @@
 
 pub mod checks;
 mod load;
+mod oauth;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,10 @@ use crate::provider::Provider;
 use crate::secret::Secret;
 
 pub use load::{ConfigIssue, ConfigProblems, FIELDS, LoadedConfig, Severity};
+pub use oauth::{
+    GOOGLE_SMTP_SCOPE, GRAPH_API_BASE, GRAPH_APP_SCOPE, GRAPH_DELEGATED_SCOPE, GoogleOAuth, GraphConfig,
+    MICROSOFT_AUTHORITY, MicrosoftAuth, MicrosoftOAuth, OUTLOOK_APP_SCOPE, OUTLOOK_DELEGATED_SCOPE, SmtpOAuth,
+};
 
 /// The one sender every system email goes out from, and the service it goes out through.
 #[derive(Clone, Debug)]
@@ -62,6 +67,8 @@ pub enum ServiceConfig {
     Exchange(EwsConfig),
     /// Email Services (Gmail API).
     EmailServices(GmailConfig),
+    /// Email Services with `provider = "microsoft"` (Microsoft Graph `sendMail`).
+    Graph(GraphConfig),
 }
 
 impl ServiceConfig {
@@ -70,7 +77,7 @@ impl ServiceConfig {
         match self {
             ServiceConfig::WebMail(_) => ServiceKind::WebMail,
             ServiceConfig::Exchange(_) => ServiceKind::Exchange,
-            ServiceConfig::EmailServices(_) => ServiceKind::EmailServices,
+            ServiceConfig::EmailServices(_) | ServiceConfig::Graph(_) => ServiceKind::EmailServices,
         }
     }
 }
@@ -131,6 +138,8 @@ pub struct SmtpConfig {
     pub timeout: Duration,
     /// Allow AUTH without TLS to a non-loopback server.
     pub allow_plaintext_auth: bool,
+    /// `auth = "oauth"`: XOAUTH2 with tokens from this OAuth client instead of a password.
+    pub oauth: Option<SmtpOAuth>,
 }
 
 impl SmtpConfig {

@@ -35,11 +35,68 @@ client_secret_env = "MAILROOM_GOOGLE_SECRET"
 refresh_token_env = "MAILROOM_GOOGLE_REFRESH"
 "#;
 
+const GRAPH_APP: &str = r#"
+service = "email_services"
+email_address = "erp@company.com"
+[email_services]
+provider = "microsoft"
+tenant = "company.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "MAILROOM_MS_SECRET"
+auth = "application"
+"#;
+
+const GRAPH_DELEGATED: &str = r#"
+service = "email_services"
+email_address = "erp@company.com"
+[email_services]
+provider = "microsoft"
+tenant = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+client_id = "11111111-2222-3333-4444-555555555555"
+auth = "delegated"
+token_file = "microsoft-token.json"
+"#;
+
+const SMTP_OAUTH_MICROSOFT: &str = r#"
+service = "web_mail"
+email_address = "erp@company.com"
+[web_mail]
+server = "smtp.office365.com"
+port = 587
+enable_ssl = true
+username = "erp@company.com"
+auth = "oauth"
+[web_mail.oauth]
+provider = "microsoft"
+tenant = "company.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "MAILROOM_MS_SECRET"
+auth = "application"
+"#;
+
+const SMTP_OAUTH_GOOGLE: &str = r#"
+service = "web_mail"
+email_address = "erp@company.com"
+[web_mail]
+server = "smtp.gmail.com"
+port = 587
+enable_ssl = true
+username = "erp@company.com"
+auth = "oauth"
+[web_mail.oauth]
+provider = "gmail"
+client_id = "1234-abc.apps.googleusercontent.com"
+client_secret_env = "MAILROOM_GOOGLE_SECRET"
+refresh_token_env = "MAILROOM_GOOGLE_REFRESH"
+"#;
+
 fn env(name: &str) -> Option<String> {
     match name {
         "MAILROOM_PASSWORD" => Some("sentinel-password-91".into()),
         "MAILROOM_GOOGLE_SECRET" => Some("sentinel-client-secret".into()),
         "MAILROOM_GOOGLE_REFRESH" => Some("sentinel-refresh".into()),
+        "MAILROOM_MS_SECRET" => Some("sentinel-ms-secret".into()),
+        "MAILROOM_MS_REFRESH" => Some("sentinel-ms-refresh".into()),
         "EMPTY" => Some(String::new()),
         _ => None,
     }
@@ -110,7 +167,8 @@ fn the_three_examples_load() {
 
 #[test]
 fn the_fixture_configs_load() {
-    for name in ["web_mail.toml", "exchange.toml", "email_services.toml"] {
+    for name in ["web_mail.toml", "exchange.toml", "email_services.toml", "microsoft_graph.toml", "web_mail_oauth.toml"]
+    {
         let path = format!("{}/../../fixtures/config/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         load(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -286,7 +344,16 @@ fn exchange_fields() {
 
 #[test]
 fn email_services_fields() {
-    assert_error(&with(GMAIL, "provider", Some("\"outlook\"")), "email_services.provider", "only provider");
+    assert_error(
+        &with(GMAIL, "provider", Some("\"outlook\"")),
+        "email_services.provider",
+        "did you mean \"microsoft\"",
+    );
+    assert_error(
+        &with(GMAIL, "provider", Some("\"yahoo\"")),
+        "email_services.provider",
+        "use \"gmail\" or \"microsoft\"",
+    );
     assert_error(&with(GMAIL, "client_id", Some("\"abc\"")), "email_services.client_id", "apps.googleusercontent.com");
     assert_error(&with(GMAIL, "client_id", None), "email_services.client_id", "is missing");
     assert_error(&with(GMAIL, "client_secret_env", None), "email_services.client_secret", "is missing");
@@ -315,6 +382,144 @@ fn email_services_fields() {
 }
 
 #[test]
+fn microsoft_graph_loads_for_application_and_delegated_auth() {
+    let app = load(GRAPH_APP).unwrap();
+    assert_eq!(app.config.service_kind().as_str(), "email_services");
+    let ServiceConfig::Graph(graph) = &app.config.service else { panic!("{:?}", app.config.service) };
+    assert_eq!(graph.oauth.auth, MicrosoftAuth::Application);
+    assert_eq!(graph.oauth.client_secret.as_ref().unwrap().expose(), "sentinel-ms-secret");
+    assert_eq!(graph.api_base.as_str(), "https://graph.microsoft.com/");
+    assert_eq!(
+        graph.oauth.endpoint("token").as_str(),
+        "https://login.microsoftonline.com/company.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(graph.oauth.field("client_secret"), "email_services.client_secret");
+    assert!(app.warnings.is_empty(), "{:?}", app.warnings);
+
+    let delegated = load(GRAPH_DELEGATED).unwrap();
+    let ServiceConfig::Graph(graph) = &delegated.config.service else { panic!() };
+    assert_eq!(graph.oauth.auth, MicrosoftAuth::Delegated);
+    assert!(graph.oauth.client_secret.is_none(), "a public client needs no secret");
+    assert_eq!(graph.oauth.token_file.as_deref(), Some(std::path::Path::new("microsoft-token.json")));
+
+    let proxied = with(GRAPH_APP, "authority", Some("\"http://127.0.0.1:9/prefix/\""));
+    let ServiceConfig::Graph(graph) = load(&proxied).unwrap().config.service else { panic!() };
+    assert_eq!(
+        graph.oauth.endpoint("devicecode").as_str(),
+        "http://127.0.0.1:9/prefix/company.onmicrosoft.com/oauth2/v2.0/devicecode"
+    );
+}
+
+#[test]
+fn microsoft_graph_fields() {
+    let f = "email_services.";
+    let check = |text: &str, key: &str, needle: &str| assert_error(text, &format!("{f}{key}"), needle);
+    check(&with(GRAPH_APP, "provider", Some("\"office365\"")), "provider", "did you mean \"microsoft\"");
+    check(&with(GRAPH_APP, "auth", None), "auth", "is missing");
+    check(&with(GRAPH_APP, "auth", Some("\"app\"")), "auth", "\"application\"");
+    check(&with(GRAPH_APP, "tenant", None), "tenant", "is missing");
+    check(&with(GRAPH_APP, "tenant", Some("\"common\"")), "tenant", "not one directory");
+    check(&with(GRAPH_APP, "tenant", Some("\"company\"")), "tenant", "verified domain");
+    assert!(load(&with(GRAPH_DELEGATED, "tenant", Some("\"organizations\""))).is_ok());
+    check(&with(GRAPH_APP, "tenant", Some("\"organizations\"")), "tenant", "not one directory");
+    check(&with(GRAPH_APP, "client_id", Some("\"my-app\"")), "client_id", "Application (client) ID");
+    check(&with(GRAPH_APP, "client_secret_env", None), "client_secret", "Certificates & secrets");
+    check(&with(GRAPH_APP, "client_secret_env", Some("\"UNSET_MS\"")), "client_secret_env", "UNSET_MS is not set");
+    check(&with(GRAPH_APP, "token_file", Some("\"t.json\"")), "token_file", "only used with auth = \"delegated\"");
+    check(&with(GRAPH_DELEGATED, "token_file", None), "refresh_token_env", "mailroom connect microsoft");
+    assert!(
+        load(&with(&with(GRAPH_DELEGATED, "token_file", None), "refresh_token_env", Some("\"MAILROOM_MS_REFRESH\"")))
+            .is_ok()
+    );
+    check(&with(GRAPH_APP, "authority", Some("\"http://login.example.com\"")), "authority", "https://");
+    check(&with(GRAPH_APP, "api_base", Some("\"nope\"")), "api_base", "not a URL");
+    check(&with(GRAPH_APP, "timeout_secs", Some("0")), "timeout_secs", "out of range");
+    assert_error(&with(GRAPH_APP, "tennant", Some("\"x.com\"")), "email_services", "did you mean \"tenant\"");
+    assert_error(
+        &with(GRAPH_APP, "auth_uri", Some("\"https://x.y/\"")),
+        "email_services",
+        "unknown setting \"auth_uri\"",
+    );
+
+    // Every problem at once.
+    let broken =
+        with(&with(&with(GRAPH_APP, "tenant", Some("\"x\"")), "client_id", Some("\"y\"")), "client_secret_env", None);
+    let fields: Vec<_> = errors(&broken).into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["email_services.tenant", "email_services.client_id", "email_services.client_secret"]);
+}
+
+#[test]
+fn web_mail_oauth_loads_for_microsoft_and_google() {
+    let microsoft = load(SMTP_OAUTH_MICROSOFT).unwrap();
+    let ServiceConfig::WebMail(smtp) = &microsoft.config.service else { panic!() };
+    let Some(SmtpOAuth::Microsoft(oauth)) = &smtp.oauth else { panic!("{:?}", smtp.oauth) };
+    assert_eq!((oauth.auth, oauth.section), (MicrosoftAuth::Application, "web_mail.oauth"));
+    assert_eq!(oauth.field("tenant"), "web_mail.oauth.tenant");
+    assert!(smtp.password.is_none());
+    assert!(microsoft.warnings.is_empty(), "{:?}", microsoft.warnings);
+
+    let google = load(SMTP_OAUTH_GOOGLE).unwrap();
+    let ServiceConfig::WebMail(smtp) = &google.config.service else { panic!() };
+    let Some(SmtpOAuth::Google(oauth)) = &smtp.oauth else { panic!() };
+    assert_eq!(oauth.token_uri.as_str(), "https://oauth2.googleapis.com/token");
+    assert_eq!(oauth.refresh_token.as_ref().unwrap().expose(), "sentinel-refresh");
+
+    let password = load(WEB_MAIL).unwrap();
+    let ServiceConfig::WebMail(smtp) = &password.config.service else { panic!() };
+    assert!(smtp.oauth.is_none());
+}
+
+#[test]
+fn web_mail_oauth_fields() {
+    assert_error(
+        &with(SMTP_OAUTH_MICROSOFT, "auth", Some("\"token\"")),
+        "web_mail.auth",
+        "\"password\" (the default) or \"oauth\"",
+    );
+    let no_section = SMTP_OAUTH_MICROSOFT.split("[web_mail.oauth]").next().unwrap();
+    assert_error(no_section, "web_mail.oauth", "needs a [web_mail.oauth] section");
+    assert_error(&with(SMTP_OAUTH_MICROSOFT, "username", None), "web_mail.username", "auth = \"oauth\" needs username");
+    let with_password =
+        no_section.to_owned() + "password_env = \"MAILROOM_PASSWORD\"\n" + &SMTP_OAUTH_MICROSOFT[no_section.len()..];
+    assert_error(&with_password, "web_mail.password", "not a password");
+    assert_error(&with(SMTP_OAUTH_MICROSOFT, "provider", None), "web_mail.oauth.provider", "is missing");
+    assert_error(&with(SMTP_OAUTH_MICROSOFT, "tenant", Some("\"nope\"")), "web_mail.oauth.tenant", "verified domain");
+    assert_error(
+        &with(SMTP_OAUTH_MICROSOFT, "client_secret_env", None),
+        "web_mail.oauth.client_secret",
+        "auth = \"application\" needs",
+    );
+    assert_error(
+        &with(SMTP_OAUTH_MICROSOFT, "clientid", Some("\"x\"")),
+        "web_mail.oauth",
+        "did you mean \"client_id\"",
+    );
+    assert_error(
+        &with(SMTP_OAUTH_GOOGLE, "client_id", Some("\"abc\"")),
+        "web_mail.oauth.client_id",
+        "apps.googleusercontent.com",
+    );
+    assert_error(
+        &with(SMTP_OAUTH_GOOGLE, "refresh_token_env", None),
+        "web_mail.oauth.refresh_token_env",
+        "mailroom connect google",
+    );
+    assert_error(&with(SMTP_OAUTH_GOOGLE, "tenant", Some("\"x.com\"")), "web_mail.oauth", "unknown setting \"tenant\"");
+    assert_error(
+        &with(SMTP_OAUTH_GOOGLE, "enable_ssl", Some("false")),
+        "web_mail.enable_ssl",
+        "access token unencrypted",
+    );
+    let password_with_oauth = with(SMTP_OAUTH_GOOGLE, "auth", None).replace(
+        "username = \"erp@company.com\"",
+        "username = \"erp@company.com\"\npassword_env = \"MAILROOM_PASSWORD\"",
+    );
+    assert!(
+        warnings(&password_with_oauth).iter().any(|w| w.field == "web_mail.oauth" && w.message.contains("ignored"))
+    );
+}
+
+#[test]
 fn inline_secrets_warn_and_ignored_sections_warn() {
     let inline = with(WEB_MAIL, "password_env", None) + "\npassword = \"inline-secret\"";
     let warns = warnings(&inline);
@@ -339,7 +544,8 @@ fn every_declared_field_is_reachable() {
         let (section, key) = field.split_once('.').unwrap_or(("", field));
         super::load::FIELDS.iter().find(|f| *f == field).unwrap();
         assert!(
-            !key.is_empty() && (section.is_empty() || ["web_mail", "exchange", "email_services"].contains(&section))
+            !key.is_empty() && (section.is_empty() || ["web_mail", "exchange", "email_services"].contains(&section)),
+            "{field}"
         );
     }
 }
