@@ -196,20 +196,13 @@ impl ValidatedConfig {
         &self.receipt
     }
 
-    /// Writes the validated config text to `path` atomically (temp file + rename), so a
-    /// failed save never leaves half a config behind.
-    /// The file is readable by its owner only (0600 on Unix): it may hold an inline password.
+    /// Writes the validated config text to `path` atomically, readable by its owner only
+    /// (0600 on Unix: it may hold an inline password), through mailroom-http's private-write
+    /// helper: a fresh temporary file in the same folder renamed over `path`, so a failed save
+    /// never leaves half a config behind, a symlink at `path` is replaced rather than written
+    /// through, and an existing file's wider mode is not kept.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let temporary = path.with_extension("toml.saving");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temporary)?;
-        file.write_all(self.text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        mailroom_http::write_private_file(path, self.text.as_bytes())
     }
 }
 
@@ -224,4 +217,44 @@ pub async fn validate(
     let message = test_message(config, to);
     let receipt = transport.send(&message).await?;
     Ok(ValidatedConfig { text: config_text.to_owned(), receipt })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn validated(text: &str) -> ValidatedConfig {
+        ValidatedConfig {
+            text: text.to_owned(),
+            receipt: SendReceipt { message_id: "<m@x>".into(), server_reply: None, service_id: None },
+        }
+    }
+
+    /// Issue 10 #4: a save never lands a password in a file others can read, never writes
+    /// through a symlink, and never uses a predictable temporary name.
+    #[test]
+    fn save_is_private_atomic_and_does_not_follow_symlinks() {
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("company-email.toml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A planted symlink at the old fixed temporary name must not receive the config.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, path.with_extension("toml.saving")).unwrap();
+        validated("password = \"inline\"\n").save(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(mode(&path), 0o600, "an existing world-readable file becomes owner-only");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "password = \"inline\"\n");
+
+        // A symlink at the destination is replaced, not written through.
+        let link = dir.path().join("linked.toml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        validated("x = 1\n").save(&link).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(mode(&link), 0o600);
+    }
 }
