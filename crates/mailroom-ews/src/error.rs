@@ -1082,6 +1082,126 @@ mod tests {
         )
     }
 
+    /// Fuzz case count: fixed for CI (well under a minute), `MAILROOM_FUZZ_CASES` for longer runs.
+    fn fuzz_cases(default: u32) -> proptest::test_runner::Config {
+        let cases = std::env::var("MAILROOM_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default);
+        proptest::test_runner::Config::with_cases(cases)
+    }
+
+    /// Every captured EWS reply under `fixtures/ews/`.
+    fn captured_replies() -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ews");
+        let mut replies: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == "xml"))
+            .map(|entry| std::fs::read(entry.path()).unwrap())
+            .collect();
+        replies.sort();
+        replies
+    }
+
+    /// A byte edit of a captured reply: overwrite, insert, delete or duplicate a span.
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Overwrite(proptest::sample::Index, Vec<u8>),
+        Insert(proptest::sample::Index, Vec<u8>),
+        Delete(proptest::sample::Index, usize),
+        Repeat(proptest::sample::Index, usize, usize),
+    }
+
+    fn edit() -> impl proptest::strategy::Strategy<Value = Edit> {
+        use proptest::prelude::*;
+        let bytes = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 1..8),
+            proptest::sample::select(vec![
+                b"<".to_vec(),
+                b"</".to_vec(),
+                b"&#xFFFFFFFF;".to_vec(),
+                b"&bogus;".to_vec(),
+                b"<![CDATA[".to_vec(),
+                b"\xff\xfe".to_vec(),
+                b"<t:Value Name=\"BackOffMilliseconds\">99999999999999999999</t:Value>".to_vec(),
+                b"<t:Value Name=\"InnerErrorResponseCode\">ErrorServerBusy</t:Value>".to_vec(),
+                b"<h:ServerVersionInfo MajorVersion=\"4294967296\" MinorVersion=\"-1\"/>".to_vec(),
+            ]),
+        ];
+        prop_oneof![
+            (any::<proptest::sample::Index>(), bytes.clone()).prop_map(|(at, b)| Edit::Overwrite(at, b)),
+            (any::<proptest::sample::Index>(), bytes).prop_map(|(at, b)| Edit::Insert(at, b)),
+            (any::<proptest::sample::Index>(), 1usize..64).prop_map(|(at, n)| Edit::Delete(at, n)),
+            (any::<proptest::sample::Index>(), 1usize..64, 1usize..50)
+                .prop_map(|(at, n, times)| Edit::Repeat(at, n, times)),
+        ]
+    }
+
+    fn apply(body: &mut Vec<u8>, edit: &Edit) {
+        let at = |index: &proptest::sample::Index, body: &Vec<u8>| index.index(body.len() + 1);
+        match edit {
+            Edit::Overwrite(index, bytes) => {
+                let start = at(index, body);
+                for (offset, byte) in bytes.iter().enumerate() {
+                    if let Some(slot) = body.get_mut(start + offset) {
+                        *slot = *byte;
+                    }
+                }
+            }
+            Edit::Insert(index, bytes) => {
+                let start = at(index, body);
+                body.splice(start..start, bytes.iter().copied());
+            }
+            Edit::Delete(index, length) => {
+                let start = at(index, body);
+                body.drain(start..(start + length).min(body.len()));
+            }
+            Edit::Repeat(index, length, times) => {
+                let start = at(index, body);
+                let span = body[start..(start + length).min(body.len())].to_vec();
+                let repeated = span.repeat(*times);
+                body.splice(start..start, repeated);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(fuzz_cases(1024))]
+
+        /// The SOAP reply parser and the classification behind it, on captured replies with
+        /// bytes changed and on arbitrary bytes, under any status and hostile headers: a
+        /// classified error or a success, never a panic; a back-off hint stays bounded.
+        #[test]
+        fn fuzz_edited_captured_replies_are_classified(
+            pick in proptest::prelude::any::<proptest::sample::Index>(),
+            edits in proptest::collection::vec(edit(), 0..6),
+            arbitrary in proptest::option::weighted(0.2, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)),
+            status in proptest::prop_oneof![proptest::sample::select(vec![200u16, 401, 500, 503]), 100u16..600],
+            header in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            at in proptest::sample::select(vec![At::Send, At::Probe, At::Token]),
+        ) {
+            let replies = captured_replies();
+            let mut body = arbitrary.unwrap_or_else(|| pick.get(&replies).clone());
+            for edit in &edits {
+                apply(&mut body, edit);
+            }
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&header) {
+                headers.insert("retry-after", value.clone());
+                headers.insert(WWW_AUTHENTICATE, value.clone());
+                headers.insert("location", value.clone());
+                headers.insert("x-caserrorcode", value);
+            }
+            let _ = reply::parse(&body);
+            if let Err(error) = check(status, headers, &body) {
+                let soap = matches!(error, EwsError::Fault { .. } | EwsError::Response { .. });
+                let error = error.into_send_error(&context(EwsAuth::Oauth, "outlook.office365.com"), at, Transcript::new());
+                let _ = (error.report(), error.remediation(), error.user_message());
+                if soap && let Retry::Temporary { after: Some(after) } = error.retry() {
+                    proptest::prop_assert!(after <= reply::MAX_BACK_OFF, "{:?}", after);
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         /// No reply to a CreateItem (which carries the message) is retried automatically,
         /// except the refusals that come before Exchange does anything: HTTP 429 and 503

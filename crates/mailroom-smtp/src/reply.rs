@@ -156,11 +156,64 @@ mod tests {
         assert_eq!(read(b"220\r\n").await.unwrap().lines, [""]);
     }
 
+    /// Fuzz case count: fixed for CI (well under a minute), `MAILROOM_FUZZ_CASES` for longer runs.
+    fn fuzz_cases(default: u32) -> ProptestConfig {
+        let cases = std::env::var("MAILROOM_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default);
+        ProptestConfig::with_cases(cases)
+    }
+
+    /// One reply line as a server might garble it: a code-like prefix, a separator, any bytes,
+    /// then a line end (or none).
+    fn server_line() -> impl Strategy<Value = Vec<u8>> {
+        let code = prop_oneof![
+            Just(b"250".to_vec()),
+            Just(b"220".to_vec()),
+            Just(b"535".to_vec()),
+            (0u8..=255, 0u8..=255, 0u8..=255).prop_map(|(a, b, c)| vec![a, b, c]),
+            proptest::collection::vec(b'0'..=b'9', 0..5),
+        ];
+        let separator = proptest::sample::select(vec![&b"-"[..], b" ", b"", b"\t", b"="]);
+        let text = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::sample::select(vec![
+                b"AUTH PLAIN LOGIN".to_vec(),
+                b"AUTH=LOGIN PLAIN".to_vec(),
+                b"AUTH=".to_vec(),
+                b"SIZE 18446744073709551616".to_vec(),
+                b"SIZE -1".to_vec(),
+                b"STARTTLS".to_vec(),
+                b"auth xoauth2 \xff\xfe".to_vec(),
+            ]),
+        ];
+        let end = proptest::sample::select(vec![&b"\r\n"[..], b"\n", b"\r", b""]);
+        (code, separator, text, end)
+            .prop_map(|(code, separator, text, end)| [code, separator.to_vec(), text, end.to_vec()].concat())
+    }
+
     proptest! {
+        #![proptest_config(fuzz_cases(1024))]
+
         #[test]
         fn no_server_bytes_cause_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let _ = runtime.block_on(read(&bytes));
+        }
+
+        #[test]
+        fn fuzz_garbled_replies_are_bounded_and_their_capabilities_parse(lines in proptest::collection::vec(server_line(), 1..40)) {
+            let bytes = lines.concat();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if let Ok(reply) = runtime.block_on(read(&bytes)) {
+                prop_assert!(reply.lines.len() <= MAX_LINES);
+                prop_assert!(reply.lines.iter().all(|line| line.len() <= 3 * MAX_LINE), "lossy decoding at most triples a line");
+                let caps = crate::session::Capabilities::parse(&reply);
+                let mut unique = caps.auth.clone();
+                unique.sort();
+                unique.dedup();
+                prop_assert_eq!(unique.len(), caps.auth.len(), "no mechanism twice: {:?}", caps.auth);
+                prop_assert!(caps.auth.iter().all(|m| !m.is_empty() && *m == m.to_ascii_uppercase()), "{:?}", caps.auth);
+                let _ = reply.to_server_reply();
+            }
         }
 
         #[test]
