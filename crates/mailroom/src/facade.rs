@@ -44,7 +44,8 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// Reads, parses and validates a config file; secrets come from the process environment.
+/// Reads, parses and validates a config file; secrets come from the process environment,
+/// then from the secrets file beside it ([`crate::secrets_path_for`]) if there is one.
 /// Relative `ca_file` / `token_file` paths are resolved against the config file's folder,
 /// and `ca_file` must exist and hold a PEM certificate.
 ///
@@ -60,7 +61,11 @@ pub fn load_config_file(path: &Path) -> Result<LoadedConfig, LoadError> {
 /// exactly what was checked, not the file read a second time.
 pub fn load_config_file_with_text(path: &Path) -> Result<(LoadedConfig, String), LoadError> {
     let text = read_config(path)?;
-    let loaded = load_config_text(&text, config_base(path), &|name| std::env::var(name).ok())?;
+    let secrets_path = crate::secrets_path_for(path);
+    let saved = crate::read_secrets_file(&secrets_path)
+        .map_err(|e| LoadError::Unreadable { path: secrets_path, reason: e.reason })?;
+    let env = |name: &str| std::env::var(name).ok().or_else(|| saved.get(name).map(|s| s.expose().to_owned()));
+    let loaded = load_config_text(&text, config_base(path), &env)?;
     Ok((loaded, text))
 }
 

@@ -2,6 +2,7 @@
 
 mod events;
 mod report;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +106,8 @@ enum Command {
         #[command(subcommand)]
         provider: ConnectProvider,
     },
+    /// Serve the web console: the Company Email page (Validate, Save, Diagnose, Connect).
+    Serve(serve::ServeArgs),
     /// List the ERP event kinds and their data fields.
     Events {
         /// Print one JSON object on stdout.
@@ -207,6 +210,7 @@ async fn run(command: Command) -> u8 {
             events::preview(&reporter, &event, &data, &out, &render.into(), sender)
         }
         Command::Events { json } => events::list(&Reporter::new(json)),
+        Command::Serve(args) => serve::run(args).await,
         Command::Connect { provider: ConnectProvider::Google { config, wait_secs } } => {
             connect_google(config, Duration::from_secs(wait_secs), Reporter::new(false)).await
         }

@@ -1,0 +1,490 @@
+//! Handler tests for every route of the console, through its real router, against the testkit's fake SMTP server on loopback.
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use mailroom_core::Secret;
+use mailroom_testkit::FakeSmtpServer;
+use mailroom_web::{Console, ConsoleOptions};
+use tower::ServiceExt;
+
+const USER: &str = "erp@northwind.example";
+const PASSWORD: &str = "right-horse-battery";
+const WRONG: &str = "wrong-password-123";
+
+/// One browser: the router, its session cookie and the page's CSRF token.
+struct Browser {
+    router: Router,
+    cookie: Option<String>,
+    csrf: String,
+    host: &'static str,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    html: String,
+}
+
+async fn read(response: Response<Body>) -> Page {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Page { status, headers, html: String::from_utf8(bytes.to_vec()).unwrap() }
+}
+
+/// The page's text with minijinja's HTML escapes undone, for reading URLs and quotes.
+fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn csrf_of(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(html[at..].split('"').next()?.to_owned())
+}
+
+impl Browser {
+    fn new(console: &Console) -> Browser {
+        Browser { router: console.router(), cookie: None, csrf: String::new(), host: "127.0.0.1:8025" }
+    }
+
+    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> Page {
+        let mut request = request.header(header::HOST, self.host);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        if let Some(set) = response.headers().get(header::SET_COOKIE) {
+            self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
+        }
+        let page = read(response).await;
+        if let Some(csrf) = csrf_of(&page.html) {
+            self.csrf = csrf;
+        }
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send(Request::get(path), Body::empty()).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut all = vec![("csrf", self.csrf.clone())];
+        all.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
+        let body = serde_urlencoded::to_string(&all).unwrap();
+        let request = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(request, Body::from(body)).await
+    }
+}
+
+struct Setup {
+    server: FakeSmtpServer,
+    dir: tempfile::TempDir,
+    console: Console,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let server = FakeSmtpServer::builder().account(USER, PASSWORD).require_auth(true).start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), server.ca_pem()).unwrap();
+        let console = Console::new(ConsoleOptions::new(dir.path().join("company-email.toml")));
+        Setup { server, dir, console }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("company-email.toml")
+    }
+
+    fn secrets_path(&self) -> PathBuf {
+        self.dir.path().join("company-email.secrets.env")
+    }
+
+    /// The Web Mail values for the fake server, with `password` and Enable SSL as given.
+    fn web_mail(&self, password: &str, enable_ssl: bool) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("service", "web_mail".to_owned()),
+            ("email_address", USER.to_owned()),
+            ("display_name", "Northwind ERP".to_owned()),
+            ("smtp_server", "localhost".to_owned()),
+            ("smtp_port", self.server.addr().port().to_string()),
+            ("smtp_username", USER.to_owned()),
+            ("smtp_password", password.to_owned()),
+            ("smtp_tls", "auto".to_owned()),
+            ("smtp_ca_file", "ca.pem".to_owned()),
+            ("timeout_secs", "5".to_owned()),
+        ];
+        if enable_ssl {
+            fields.push(("smtp_enable_ssl", "on".to_owned()));
+        }
+        fields
+    }
+
+    fn nothing_on_disk(&self) -> bool {
+        !self.config_path().exists() && !self.secrets_path().exists()
+    }
+}
+
+fn with_action<'a>(fields: &'a [(&'static str, String)], action: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut all: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("action", action));
+    all
+}
+
+/// The `<input …>` tag with this id.
+fn input_tag<'a>(html: &'a str, id: &str) -> &'a str {
+    let marker = format!("id=\"{id}\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no element #{id}"));
+    let start = html[..at].rfind('<').unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    &html[start..=end]
+}
+
+fn save_enabled(html: &str) -> bool {
+    !input_tag(html, "save").contains("disabled")
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_page_has_the_seed_labels_a_strict_policy_and_save_disabled() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for label in [
+        "Email Service Type",
+        "Web Mail",
+        "Exchange",
+        "Email Services: Google",
+        "Outgoing Mail Server (SMTP)",
+        "Email Address",
+        "Port Number",
+        "Enable SSL",
+        "Display Name",
+        "User Name",
+        "Email Password",
+        "Exchange Uri",
+        "Domain",
+        "Username",
+    ] {
+        assert!(page.html.contains(&format!(">{label}<")), "no label {label}");
+    }
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"));
+    assert!(!page.html.contains("<script>") && !page.html.contains(" style="), "inline script or style");
+    assert!(!save_enabled(&page.html));
+    assert!(browser.cookie.as_deref().unwrap().starts_with("mailroom_console="));
+    let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_shown_at_email_password_and_never_echoed() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let fields = setup.web_mail(WRONG, true);
+    let page = browser.post("/", &with_action(&fields, "validate")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let password = input_tag(&page.html, "smtp_password");
+    assert!(password.contains("aria-invalid=\"true\""), "{password}");
+    assert!(password.contains("smtp_password-error"), "{password}");
+    let error = &page.html[page.html.find("id=\"smtp_password-error\"").unwrap()..];
+    assert!(error.contains("The SMTP server required a secure connection or the client was not authenticated"));
+    assert!(error.contains("authentication"), "documented error named");
+    assert!(error.contains("How to fix"));
+    assert!(page.html.contains("<details>") && page.html.contains("Server reply and transcript"));
+    assert!(!page.html.contains(WRONG), "a typed password came back to the browser");
+    assert!(!save_enabled(&page.html));
+    assert!(setup.nothing_on_disk());
+}
+
+#[tokio::test]
+async fn validate_then_save_writes_private_files_without_a_secret_in_the_config() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let fields = setup.web_mail(PASSWORD, true);
+
+    // Save before any Validate is refused by the server, whatever the button says.
+    let refused = browser.post("/", &with_action(&fields, "save")).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(setup.nothing_on_disk());
+
+    let validated = browser.post("/", &with_action(&fields, "validate")).await;
+    assert!(validated.html.contains("Validated: the test mail was accepted"), "{}", validated.html);
+    assert!(validated.html.contains("Message-ID &lt;"), "Message-ID shown");
+    assert!(validated.html.contains(" ms, sent to "), "time shown");
+    assert!(save_enabled(&validated.html));
+    assert!(!validated.html.contains(PASSWORD));
+
+    // The password field comes back empty; posting it empty keeps the typed one.
+    let mut kept = fields.clone();
+    kept.retain(|(k, _)| *k != "smtp_password");
+    let reloaded = browser.get("/").await;
+    assert!(save_enabled(&reloaded.html), "the same values are still validated");
+    let saved = browser.post("/", &with_action(&kept, "save")).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
+    assert!(saved.html.contains("Saved"));
+
+    let config = std::fs::read_to_string(setup.config_path()).unwrap();
+    assert!(!config.contains(PASSWORD), "{config}");
+    assert!(config.contains("password_env = \"MAILROOM_PASSWORD\""), "{config}");
+    let secrets = std::fs::read_to_string(setup.secrets_path()).unwrap();
+    assert!(secrets.contains(PASSWORD));
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&setup.config_path()), 0o600);
+        assert_eq!(mode(&setup.secrets_path()), 0o600);
+    }
+    // The CLI's loader finds the secret in the secrets file beside the config.
+    let loaded = mailroom::load_config_file(&setup.config_path()).unwrap();
+    assert_eq!(loaded.config.sender.email.to_string(), USER);
+    assert_eq!(setup.server.messages().len(), 1, "exactly one test mail");
+}
+
+#[tokio::test]
+async fn values_changed_after_validate_cannot_be_saved() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let fields = setup.web_mail(PASSWORD, true);
+    browser.post("/", &with_action(&fields, "validate")).await;
+    let mut changed = fields.clone();
+    changed.iter_mut().find(|(k, _)| *k == "display_name").unwrap().1 = "Someone Else".into();
+    let page = browser.post("/", &with_action(&changed, "save")).await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(!save_enabled(&page.html));
+    assert!(setup.nothing_on_disk());
+    // Another browser session cannot ride on this session's Validate either.
+    let mut other = Browser::new(&setup.console);
+    other.get("/").await;
+    let page = other.post("/", &with_action(&fields, "save")).await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(setup.nothing_on_disk());
+}
+
+#[tokio::test]
+async fn diagnose_lists_steps_and_its_fix_repairs_the_ssl_setting() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let fields = setup.web_mail(PASSWORD, false);
+    let failed = browser.post("/", &with_action(&fields, "validate")).await;
+    let enable_ssl = input_tag(&failed.html, "smtp_enable_ssl");
+    assert!(enable_ssl.contains("aria-invalid=\"true\""), "{}", failed.html);
+    assert!(failed.html.contains("ssl_setting"));
+
+    let diagnosed = browser.post("/", &with_action(&fields, "diagnose")).await;
+    assert!(diagnosed.html.contains("Diagnosis"));
+    assert!(diagnosed.html.contains(" ms</td>"), "timings shown");
+    let at = diagnosed.html.find("value=\"fix:").expect("a suggestion button");
+    let value = unescape(diagnosed.html[at + 7..].split('"').next().unwrap());
+    assert!(value.contains("web_mail.tls"), "{value}");
+    let fixed = browser.post("/", &with_action(&fields, &value)).await;
+    assert!(fixed.html.contains("Validated: the test mail was accepted"), "{}", fixed.html);
+    assert!(input_tag(&fixed.html, "smtp_enable_ssl").contains("checked"));
+    assert!(save_enabled(&fixed.html));
+}
+
+#[tokio::test]
+async fn presets_fill_server_and_port() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let fields = vec![("service", "web_mail".to_owned()), ("email_address", USER.to_owned())];
+    let page = browser.post("/", &with_action(&fields, "preset:office365")).await;
+    assert!(input_tag(&page.html, "smtp_server").contains("value=\"smtp.office365.com\""));
+    assert!(input_tag(&page.html, "smtp_port").contains("value=\"587\""));
+    let page = browser.post("/", &with_action(&fields, "preset:gmail")).await;
+    assert!(input_tag(&page.html, "smtp_server").contains("value=\"smtp.gmail.com\""));
+    let page = browser.post("/", &with_action(&fields, "preset:nope")).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn config_errors_sit_at_their_fields_including_the_exchange_domain() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let mut fields = setup.web_mail("", true);
+    fields.iter_mut().find(|(k, _)| *k == "smtp_server").unwrap().1 = String::new();
+    let page = browser.post("/", &with_action(&fields, "validate")).await;
+    assert!(input_tag(&page.html, "smtp_server").contains("aria-invalid=\"true\""));
+    assert!(input_tag(&page.html, "smtp_password").contains("aria-invalid=\"true\""));
+    assert!(page.html.contains("Enter the Email Password."), "{}", page.html);
+
+    let exchange = [
+        ("service", "exchange"),
+        ("email_address", USER),
+        ("ews_uri", "https://outlook.office365.com/EWS/Exchange.asmx"),
+        ("ews_domain", "https://company"),
+        ("ews_username", "erp"),
+        ("ews_password", "pw"),
+        ("action", "validate"),
+    ];
+    let page = browser.post("/", &exchange).await;
+    assert!(input_tag(&page.html, "ews_domain").contains("aria-invalid=\"true\""));
+    assert!(page.html.contains("exchange_domain"));
+    assert!(page.html.contains("The Exchange domain must be in the form company.com."));
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_page_and_change_nothing() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let csrf = browser.csrf.clone();
+
+    let page =
+        browser.send(Request::post("/").header(header::CONTENT_TYPE, "application/json"), Body::from("{}")).await;
+    assert_eq!(page.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(unescape(&page.html).contains("application/x-www-form-urlencoded"));
+
+    let huge = format!("csrf={csrf}&display_name={}", "x".repeat(mailroom_web::MAX_BODY_BYTES + 1));
+    let page = browser
+        .send(Request::post("/").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"), Body::from(huge))
+        .await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.html.contains("larger than the console accepts"));
+
+    let page = browser.post("/", &[("unknown_field", "1"), ("action", "save")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.html.contains("unknown field `unknown_field`"), "{}", page.html);
+
+    browser.csrf = "forged".into();
+    let page = browser.post("/", &[("action", "validate")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    let page = browser
+        .send(
+            Request::post("/")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ORIGIN, "http://evil.example"),
+            Body::from(format!("csrf={csrf}&action=validate")),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(setup.nothing_on_disk());
+    assert!(setup.server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn other_host_names_are_refused_without_an_access_token() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.host = "attacker.example:8025";
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::MISDIRECTED_REQUEST);
+}
+
+#[tokio::test]
+async fn an_access_token_guards_every_page_but_the_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ConsoleOptions::new(dir.path().join("c.toml"));
+    options.access_token = Some(Secret::new("a-long-access-token-0123456789"));
+    let console = Console::new(options);
+    let mut browser = Browser::new(&console);
+    browser.host = "console.internal:8025";
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/sign-in");
+    let page = browser.get("/sign-in").await;
+    assert!(page.html.contains("Access token"));
+    let page = browser.post("/sign-in", &[("token", "wrong")]).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let page = browser.post("/sign-in", &[("token", "a-long-access-token-0123456789")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("Company Email"));
+
+    let mut bearer = Browser::new(&console);
+    bearer.host = "console.internal:8025";
+    let page = bearer
+        .send(Request::get("/").header(header::AUTHORIZATION, "Bearer a-long-access-token-0123456789"), Body::empty())
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connect_starts_the_google_consent_and_shows_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::new(ConsoleOptions::new(dir.path().join("company-email.toml")));
+    let mut browser = Browser::new(&console);
+    let page = browser.get("/connect").await;
+    assert!(page.html.contains("No sign-in is running"));
+    browser.get("/").await;
+    let missing = [("service", "email_services"), ("email_address", USER), ("action", "connect")];
+    let page = browser.post("/", &missing).await;
+    assert!(input_tag(&page.html, "google_client_id").contains("aria-invalid=\"true\""), "{}", page.html);
+
+    let fields = [
+        ("service", "email_services"),
+        ("email_address", USER),
+        ("google_client_id", "123-abc.apps.googleusercontent.com"),
+        ("google_client_secret", "client-secret-value"),
+        ("action", "connect"),
+    ];
+    let page = browser.post("/", &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/connect");
+    let page = browser.get("/connect").await;
+    assert!(page.html.contains("http-equiv=\"refresh\""), "refreshes while waiting");
+    let text = unescape(&page.html);
+    assert!(text.contains("https://accounts.google.com/o/oauth2/v2/auth?"), "{text}");
+    assert!(text.contains("login_hint=erp%40northwind.example"));
+    assert!(!page.html.contains("client-secret-value"));
+}
+
+#[tokio::test]
+async fn static_files_and_unknown_paths() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    let css = browser.get("/static/console.css").await;
+    assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    let js = browser.get("/static/console.js").await;
+    assert_eq!(js.headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert!(js.html.contains("save.disabled = true"));
+    let missing = browser.get("/nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.html.contains("No such page"));
+}
+
+#[tokio::test]
+async fn an_existing_config_is_shown_with_its_secret_write_only() {
+    let setup = Setup::new().await;
+    std::fs::write(
+        setup.config_path(),
+        format!(
+            "service = \"web_mail\"\nemail_address = \"{USER}\"\n[web_mail]\nserver = \"localhost\"\nport = {}\nenable_ssl = true\nusername = \"{USER}\"\npassword_env = \"SOME_VAR\"\nca_file = \"ca.pem\"\n",
+            setup.server.addr().port()
+        ),
+    )
+    .unwrap();
+    std::fs::write(setup.secrets_path(), format!("SOME_VAR=\"{PASSWORD}\"\n")).unwrap();
+    let mut browser = Browser::new(&setup.console);
+    let page = browser.get("/").await;
+    assert!(input_tag(&page.html, "smtp_server").contains("value=\"localhost\""));
+    assert!(page.html.contains("Saved: leave empty to keep it"));
+    assert!(!page.html.contains(PASSWORD));
+    // Validate with the field left empty uses the saved password.
+    let mut fields = setup.web_mail("", true);
+    fields.retain(|(k, _)| *k != "timeout_secs");
+    let page = browser.post("/", &with_action(&fields, "validate")).await;
+    assert!(page.html.contains("Validated"), "{}", page.html);
+}
