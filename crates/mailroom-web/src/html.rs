@@ -11,6 +11,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("connect.html", include_str!("../templates/connect.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
+    ("events.html", include_str!("../templates/events.html")),
 ];
 
 const STYLESHEET: &str = include_str!("../static/console.css");

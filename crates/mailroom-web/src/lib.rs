@@ -16,6 +16,7 @@
 
 mod company_email;
 mod connect;
+mod events;
 mod files;
 mod form;
 mod guard;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use mailroom_core::Secret;
 
 pub use files::write_private;
@@ -50,6 +51,9 @@ pub struct ConsoleOptions {
     /// Values shown on a fresh page when the config file does not exist yet (TOML text of
     /// a config, secrets left out), e.g. the demo's fake server.
     pub prefill: Option<String>,
+    /// A folder of event data files (`<kind>.json`, like the repository's `fixtures/events/`)
+    /// the Events page renders each kind from.
+    pub events_dir: Option<PathBuf>,
     /// Secrets known before anyone typed them (the demo's fake server account), by
     /// environment variable name as the config uses them.
     pub known_secrets: Vec<(String, Secret)>,
@@ -60,7 +64,14 @@ impl ConsoleOptions {
     pub fn new(config_path: impl Into<PathBuf>) -> ConsoleOptions {
         let config_path = config_path.into();
         let secrets_path = mailroom::secrets_path_for(&config_path);
-        ConsoleOptions { config_path, secrets_path, access_token: None, prefill: None, known_secrets: Vec::new() }
+        ConsoleOptions {
+            config_path,
+            secrets_path,
+            access_token: None,
+            prefill: None,
+            events_dir: None,
+            known_secrets: Vec::new(),
+        }
     }
 }
 
@@ -113,13 +124,19 @@ pub(crate) struct Shared {
     pub(crate) options: ConsoleOptions,
     pub(crate) sessions: session::Sessions,
     pub(crate) pages: html::Pages,
+    pub(crate) renderer: mailroom_events::Renderer,
 }
 
 impl Console {
     /// A console for `options`.
     pub fn new(options: ConsoleOptions) -> Console {
         Console {
-            shared: Arc::new(Shared { options, sessions: session::Sessions::default(), pages: html::Pages::new() }),
+            shared: Arc::new(Shared {
+                options,
+                sessions: session::Sessions::default(),
+                pages: html::Pages::new(),
+                renderer: mailroom_events::Renderer::new(),
+            }),
         }
     }
 
@@ -129,6 +146,11 @@ impl Console {
         Router::new()
             .route("/", get(company_email::page).post(company_email::submit))
             .route("/connect", get(connect::status))
+            .route("/events", get(events::index))
+            .route("/events/preview", post(events::preview))
+            .route("/events/{kind}", get(events::show))
+            .route("/events/{kind}/message.html", get(events::message_html))
+            .route("/events/{kind}/copy", post(events::send_copy))
             .route("/sign-in", get(guard::sign_in_page).post(guard::sign_in))
             .route("/static/console.css", get(html::stylesheet))
             .route("/static/console.js", get(html::script))

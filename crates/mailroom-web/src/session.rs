@@ -29,6 +29,10 @@ pub(crate) struct Session {
     pub(crate) validated: Option<[u8; 32]>,
     /// A running or finished Connect (consent) flow.
     pub(crate) connect: Option<ConnectState>,
+    /// Event data pasted on the Events page, for its frame and "send me a copy".
+    pub(crate) pasted: Option<(mailroom_events::EventKind, String)>,
+    /// The address "send me a copy" last went to.
+    pub(crate) copy_to: Option<String>,
     last_used: Instant,
 }
 
@@ -87,6 +91,8 @@ impl Sessions {
                 draft: None,
                 validated: None,
                 connect: None,
+                pasted: None,
+                copy_to: None,
                 last_used: Instant::now(),
             },
         );

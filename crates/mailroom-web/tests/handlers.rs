@@ -488,3 +488,88 @@ async fn an_existing_config_is_shown_with_its_secret_write_only() {
     let page = browser.post("/", &with_action(&fields, "validate")).await;
     assert!(page.html.contains("Validated"), "{}", page.html);
 }
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/events")
+}
+
+#[tokio::test]
+async fn every_event_kind_renders_from_its_fixture_in_a_sandboxed_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ConsoleOptions::new(dir.path().join("company-email.toml"));
+    options.events_dir = Some(events_dir());
+    let console = Console::new(options);
+    let mut browser = Browser::new(&console);
+    let index = browser.get("/events").await;
+    assert_eq!(index.status, StatusCode::OK);
+    for kind in mailroom_events::EventKind::ALL {
+        let name = kind.as_str();
+        assert!(unescape(&index.html).contains(&format!("href=\"/events/{name}\"")), "{name} listed");
+        let page = browser.get(&format!("/events/{name}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{name}");
+        let text = unescape(&page.html);
+        assert!(
+            text.contains(&format!("<iframe class=\"preview\" src=\"/events/{name}/message.html\" sandbox=\"\"")),
+            "{name}"
+        );
+        assert!(text.contains("Text part") && text.contains("Message-ID"), "{name}");
+        let frame = browser.get(&format!("/events/{name}/message.html")).await;
+        assert_eq!(frame.status, StatusCode::OK);
+        let csp = frame.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.starts_with("sandbox;") && csp.contains("frame-ancestors 'self'"), "{csp}");
+        assert!(frame.html.contains("<!DOCTYPE html>"), "{name}: the customer's HTML");
+    }
+    let missing = browser.get("/events/no_such_kind").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pasted_json_renders_or_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::new(ConsoleOptions::new(dir.path().join("company-email.toml")));
+    let mut browser = Browser::new(&console);
+    let page = browser.get("/events/invoice_payment_link").await;
+    assert!(page.html.contains("no fixture for this kind"), "{}", page.html);
+    let data = std::fs::read_to_string(events_dir().join("invoice_payment_link.json")).unwrap();
+    let page = browser.post("/events/preview", &[("kind", "invoice_payment_link"), ("data", &data)]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(unescape(&page.html).contains("src=\"/events/pasted/message.html\""));
+    let frame = browser.get("/events/pasted/message.html").await;
+    assert_eq!(frame.status, StatusCode::OK);
+    let page = browser.post("/events/preview", &[("kind", "invoice_payment_link"), ("data", "{\"nope\": 1}")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.html.contains("id=\"problem\""));
+    let page = browser.post("/events/preview", &[("kind", "nope"), ("data", "{}")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn send_me_a_copy_goes_to_the_given_address_through_the_saved_config() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    // Without a saved config there is nothing to send through.
+    let page = browser.post("/events/pasted/copy", &[("to", "me@company.example"), ("source", "pasted")]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let data = std::fs::read_to_string(events_dir().join("shipment_confirmed.json")).unwrap();
+    browser.post("/events/preview", &[("kind", "shipment_confirmed"), ("data", &data)]).await;
+    let page =
+        browser.post("/events/shipment_confirmed/copy", &[("to", "me@company.example"), ("source", "pasted")]).await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(page.html.contains("Validate and Save it first"));
+
+    let fields = setup.web_mail(PASSWORD, true);
+    browser.post("/", &with_action(&fields, "validate")).await;
+    browser.post("/", &with_action(&fields, "save")).await;
+    let page = browser.post("/events/shipment_confirmed/copy", &[("to", "not an address"), ("source", "pasted")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    let page =
+        browser.post("/events/shipment_confirmed/copy", &[("to", "me@company.example"), ("source", "pasted")]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("A copy was sent to me@company.example"));
+    let received = setup.server.messages();
+    assert_eq!(received.len(), 2, "the test mail and the copy");
+    let copy = received[1].parsed();
+    assert_eq!(copy.to.iter().map(|a| a.address.as_str()).collect::<Vec<_>>(), ["me@company.example"]);
+    assert!(copy.cc.is_empty());
+}

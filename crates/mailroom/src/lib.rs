@@ -2,10 +2,12 @@
 //!
 //! Library users, the `mailroom` CLI (`mailroom-cli`) and the web console call [`load_config_file`] and [`transport_for`].
 
+mod copy;
 mod facade;
 mod layers;
 mod secrets;
 
+pub use copy::redirect_event;
 pub use facade::{
     LoadError, ValidatedConfig, load_config_file, load_config_file_with_text, load_config_text, load_sender_file,
     test_message, transport_for, validate,

@@ -174,25 +174,6 @@ pub fn preview(
     EXIT_OK
 }
 
-/// Points the event's recipient at `to` (dropping Cc), so a test send shows what the customer
-/// would see. The redirected copy gets its own Message-ID (through `event_id`): sharing the
-/// real send's ID would let a mailbox or an idempotency log treat the real send, later, as a
-/// duplicate of the test.
-fn redirect(data: &str, to: &Mailbox) -> Result<String, String> {
-    let mut value: Value = serde_json::from_str(data).map_err(|e| format!("the event data is not JSON: {e}"))?;
-    let object = value.as_object_mut().ok_or("the event data is not a JSON object")?;
-    let event_id = match object.get("event_id").and_then(Value::as_str) {
-        Some(id) => format!("{id} redirected to {}", to.email),
-        None => format!("redirected to {}", to.email),
-    };
-    object.insert("event_id".into(), json!(event_id));
-    let recipient =
-        value.get_mut("recipient").and_then(Value::as_object_mut).ok_or("the event data has no recipient object")?;
-    recipient.insert("email".into(), json!(to.email.to_string()));
-    recipient.insert("cc".into(), json!([]));
-    Ok(value.to_string())
-}
-
 /// What `mailroom send` is asked to send.
 #[derive(Debug)]
 pub struct SendRequest {
@@ -222,7 +203,7 @@ pub async fn send(
         Err(code) => return code,
     };
     if let Some(to) = &to {
-        match redirect(&text, to) {
+        match mailroom::redirect_event(&text, to) {
             Ok(redirected) => text = redirected,
             Err(reason) => {
                 reporter.usage(service, started, &reason, &[]);

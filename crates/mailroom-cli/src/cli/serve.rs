@@ -20,6 +20,10 @@ pub(super) struct ServeArgs {
     /// (an access token every browser must sign in with).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8025")]
     listen: SocketAddr,
+    /// Event data files (<kind>.json) the Events page renders each kind from
+    /// [default: fixtures/events when that folder exists here].
+    #[arg(long, value_name = "DIR")]
+    events_dir: Option<PathBuf>,
 }
 
 pub(super) async fn run(args: ServeArgs) -> u8 {
@@ -41,6 +45,10 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
     };
     let address = listener.local_addr().unwrap_or(args.listen);
     let mut options = mailroom_web::ConsoleOptions::new(&args.config);
+    options.events_dir = args.events_dir.or_else(|| {
+        let repository_fixtures = PathBuf::from("fixtures/events");
+        repository_fixtures.is_dir().then_some(repository_fixtures)
+    });
     let signed =
         if access_token.is_some() { format!(" (sign in with the token in {TOKEN_ENV})") } else { String::new() };
     options.access_token = access_token;
