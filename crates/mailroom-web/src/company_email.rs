@@ -468,10 +468,10 @@ fn save(console: &Console, session: &SessionId, context: &Context, draft: &Draft
     let options = console.options();
     let secrets_text = mailroom::format_secrets(built.secrets.iter().map(|(name, value)| (*name, value)));
     // Secrets first: the config must never name a variable its secrets file lacks.
-    let written = crate::files::write_private(&options.secrets_path, secrets_text.as_bytes())
+    let written = mailroom_http::write_private_file(&options.secrets_path, secrets_text.as_bytes())
         .map_err(|e| (options.secrets_path.clone(), e))
         .and_then(|()| {
-            crate::files::write_private(&options.config_path, built.text.as_bytes())
+            mailroom_http::write_private_file(&options.config_path, built.text.as_bytes())
                 .map_err(|e| (options.config_path.clone(), e))
         });
     match written {

@@ -17,7 +17,6 @@
 mod company_email;
 mod connect;
 mod events;
-mod files;
 mod form;
 mod guard;
 mod html;
@@ -32,8 +31,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use mailroom_core::Secret;
-
-pub use files::write_private;
 
 /// The largest request body accepted; anything larger gets an error page and changes nothing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
