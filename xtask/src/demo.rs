@@ -1,11 +1,14 @@
-//! `cargo xtask demo`: the main job end to end on an embedded fake SMTP server — validate the Company Email, then render and send every ERP event from fixtures/events/.
+//! `cargo xtask demo`: the main job end to end on an embedded fake SMTP server — validate the Company Email, then render and send every ERP event from fixtures/events/; with `--serve`, the web console stays up on that server.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use mailroom_core::Secret;
 use mailroom_core::ServiceConfig;
 use mailroom_events::{EventKind, Renderer};
 use mailroom_testkit::FakeSmtpServer;
+use mailroom_web::{Console, ConsoleOptions, InboxMessage, InboxSource};
 
 const ACCOUNT: (&str, &str) = ("erp@northwind.example", "demo-app-password");
 
@@ -17,13 +20,14 @@ fn output_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("demo")
 }
 
-/// Runs the demo; prints what the server received and where the copies are.
-pub fn run() -> Result<(), String> {
+/// Runs the demo; prints what the server received and where the copies are. With `serve`,
+/// the fake server and the web console then keep running on that address until Ctrl-C.
+pub fn run(serve: Option<SocketAddr>) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(demo())
+    runtime.block_on(demo(serve))
 }
 
-async fn demo() -> Result<(), String> {
+async fn demo(serve: Option<SocketAddr>) -> Result<(), String> {
     let root = workspace_root();
     let out = output_dir(&root);
     let _ = std::fs::remove_dir_all(&out);
@@ -119,9 +123,67 @@ async fn demo() -> Result<(), String> {
         "\nCopies: {}/messages/<kind>.eml (open in a mail client) and <kind>.html (open in a browser)",
         out.display()
     );
-    println!("{}", closing_hint());
-    server.shutdown();
-    Ok(())
+    match serve {
+        Some(listen) => serve_console(server, &root, &out, &config_text, listen).await,
+        None => {
+            println!("{}", closing_hint());
+            server.shutdown();
+            Ok(())
+        }
+    }
+}
+
+/// The web console on the demo's fake server: prefilled with its settings and password (the
+/// page opens ready to Validate), the fixtures on the Events page, and an Inbox tab of what
+/// the server received. Runs until Ctrl-C.
+async fn serve_console(
+    server: FakeSmtpServer,
+    root: &Path,
+    out: &Path,
+    config_text: &str,
+    listen: SocketAddr,
+) -> Result<(), String> {
+    let server = std::sync::Arc::new(server);
+    let console_dir = out.join("console");
+    std::fs::create_dir_all(&console_dir).map_err(|e| format!("{}: {e}", console_dir.display()))?;
+    let mut options = ConsoleOptions::new(console_dir.join("company-email.toml"));
+    options.prefill = Some(config_text.to_owned());
+    options.known_secrets = vec![("MAILROOM_PASSWORD".to_owned(), Secret::new(ACCOUNT.1))];
+    options.events_dir = Some(root.join("fixtures/events"));
+    let received = server.clone();
+    options.inbox = Some(InboxSource::new(move || received.messages().iter().map(inbox_message).collect()));
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "\nThe console is on http://{address}/ (prefilled for the fake server on {}; its password is known, so Validate works as is).\n\
+         Save writes to {}. The Inbox tab shows what the fake server received. Stop with Ctrl-C.",
+        server.addr(),
+        console_dir.display()
+    );
+    tokio::select! {
+        served = mailroom_web::serve(listener, Console::new(options)) => served.map_err(|e| e.to_string()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+fn inbox_message(message: &mailroom_testkit::CapturedMessage) -> InboxMessage {
+    let parsed = message.parsed();
+    InboxMessage {
+        from: parsed.from.iter().map(|a| a.address.clone()).collect::<Vec<_>>().join(", "),
+        to: parsed.to.iter().map(|a| a.address.clone()).collect(),
+        subject: parsed.subject.clone().unwrap_or_default(),
+        text: parsed.text.clone(),
+        html: parsed.html.clone(),
+        attachments: parsed
+            .attachments
+            .iter()
+            .map(|a| format!("{} ({} KB)", a.filename.as_deref().unwrap_or("(unnamed)"), a.bytes.len().div_ceil(1024)))
+            .collect(),
+        size: message.raw.len(),
+        over_tls: message.over_tls,
+        authenticated_as: message.authenticated_as.clone(),
+    }
 }
 
 /// What to try next, printed last — after which this demo's fake server is gone.

@@ -11,7 +11,8 @@ const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
-  demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event
+  demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event;
+                     --serve [ADDR:PORT] keeps the server and the web console running (default 127.0.0.1:8025)
   scenarios          run the scenario catalogues (fixtures/scenarios/smtp.toml, http.toml) and print the table
   fake-smtp          run a fake SMTP server in the foreground: [--persona gmail|gmail-465|office365|plain] [--port N]
   bench              benchmarks (release build): `bench smtp [--sink HOST:PORT] [--json]`, `bench events [--json]`
@@ -21,7 +22,10 @@ Tasks:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => demo::run(),
+        Some("demo") => match serve_address(&args) {
+            Ok(serve) => demo::run(serve),
+            Err(e) => Err(e),
+        },
         Some("scenarios") => scenarios(flag(&args, "--json")),
         Some("fake-smtp") => {
             let port = option(&args, "--port").map(|p| p.parse::<u16>().map_err(|e| format!("--port {p}: {e}")));
@@ -54,6 +58,17 @@ fn main() -> ExitCode {
             eprintln!("xtask: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--serve [ADDR:PORT]`: where the demo's console listens, if it should.
+fn serve_address(args: &[String]) -> Result<Option<std::net::SocketAddr>, String> {
+    let Some(at) = args.iter().position(|a| a == "--serve") else {
+        return Ok(None);
+    };
+    match args.get(at + 1).filter(|a| !a.starts_with("--")) {
+        Some(address) => address.parse().map(Some).map_err(|e| format!("--serve {address}: {e}")),
+        None => Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8025)))),
     }
 }
 

@@ -171,7 +171,11 @@ impl Context {
         let mut saved = crate::form::saved_secrets(&base, &options.secrets_path);
         for (name, value) in &options.known_secrets {
             let slots: &mut [&mut Option<_>] = match name.as_str() {
-                crate::form::PASSWORD_ENV => &mut [&mut saved.smtp_password, &mut saved.ews_password],
+                // One variable, two fields: it belongs to the service the config uses.
+                crate::form::PASSWORD_ENV if base.get("service").and_then(toml::Value::as_str) == Some("exchange") => {
+                    &mut [&mut saved.ews_password]
+                }
+                crate::form::PASSWORD_ENV => &mut [&mut saved.smtp_password],
                 crate::form::GOOGLE_SECRET_ENV => &mut [&mut saved.google_client_secret],
                 _ => &mut [],
             };

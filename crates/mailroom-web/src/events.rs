@@ -17,7 +17,7 @@ use crate::strict_form::StrictForm;
 
 /// The policy of a rendered customer message: no script, no network, no same-origin
 /// access, framed only by the console itself.
-const MESSAGE_CSP: &str =
+pub(crate) const MESSAGE_CSP: &str =
     "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'";
 
 /// The largest pasted event data accepted (the form limit is larger; this keeps the session small).

@@ -12,6 +12,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("events.html", include_str!("../templates/events.html")),
+    ("inbox.html", include_str!("../templates/inbox.html")),
 ];
 
 const STYLESHEET: &str = include_str!("../static/console.css");
@@ -31,8 +32,10 @@ struct ErrorContext<'a> {
 }
 
 impl Pages {
-    pub(crate) fn new() -> Pages {
+    /// The pages; `has_inbox` adds the Inbox tab to the navigation.
+    pub(crate) fn new(has_inbox: bool) -> Pages {
         let mut env = Environment::new();
+        env.add_global("has_inbox", has_inbox);
         for (name, source) in TEMPLATES {
             env.add_template(name, source).expect("the console's templates parse");
         }

@@ -20,6 +20,7 @@ mod events;
 mod form;
 mod guard;
 mod html;
+mod inbox;
 mod session;
 mod strict_form;
 
@@ -31,6 +32,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use mailroom_core::Secret;
+
+pub use inbox::{InboxMessage, InboxSource};
 
 /// The largest request body accepted; anything larger gets an error page and changes nothing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -51,6 +54,8 @@ pub struct ConsoleOptions {
     /// A folder of event data files (`<kind>.json`, like the repository's `fixtures/events/`)
     /// the Events page renders each kind from.
     pub events_dir: Option<PathBuf>,
+    /// An Inbox tab of what a test server received (the demo's fake server).
+    pub inbox: Option<InboxSource>,
     /// Secrets known before anyone typed them (the demo's fake server account), by
     /// environment variable name as the config uses them.
     pub known_secrets: Vec<(String, Secret)>,
@@ -67,6 +72,7 @@ impl ConsoleOptions {
             access_token: None,
             prefill: None,
             events_dir: None,
+            inbox: None,
             known_secrets: Vec::new(),
         }
     }
@@ -127,11 +133,12 @@ pub(crate) struct Shared {
 impl Console {
     /// A console for `options`.
     pub fn new(options: ConsoleOptions) -> Console {
+        let pages = html::Pages::new(options.inbox.is_some());
         Console {
             shared: Arc::new(Shared {
                 options,
                 sessions: session::Sessions::default(),
-                pages: html::Pages::new(),
+                pages,
                 renderer: mailroom_events::Renderer::new(),
             }),
         }
@@ -148,6 +155,8 @@ impl Console {
             .route("/events/{kind}", get(events::show))
             .route("/events/{kind}/message.html", get(events::message_html))
             .route("/events/{kind}/copy", post(events::send_copy))
+            .route("/inbox", get(inbox::page))
+            .route("/inbox/{number}/message.html", get(inbox::message_html))
             .route("/sign-in", get(guard::sign_in_page).post(guard::sign_in))
             .route("/static/console.css", get(html::stylesheet))
             .route("/static/console.js", get(html::script))

@@ -223,6 +223,26 @@ async fn the_seed_flow_layout_and_accessibility_in_chromium() {
         server.addr().port()
     ));
     options.events_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/events"));
+    let server = std::sync::Arc::new(server);
+    let received = server.clone();
+    options.inbox = Some(mailroom_web::InboxSource::new(move || {
+        received
+            .messages()
+            .iter()
+            .map(|m| {
+                let parsed = m.parsed();
+                mailroom_web::InboxMessage {
+                    subject: parsed.subject.clone().unwrap_or_default(),
+                    to: parsed.to.iter().map(|a| a.address.clone()).collect(),
+                    text: parsed.text.clone(),
+                    html: parsed.html.clone(),
+                    size: m.raw.len(),
+                    over_tls: m.over_tls,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }));
     let secrets_path = options.secrets_path.clone();
     let addr = start_console(options).await;
     let profile = tempfile::tempdir().unwrap();
@@ -331,5 +351,4 @@ async fn the_seed_flow_layout_and_accessibility_in_chromium() {
         check_page(&client, &axe, "company-email-diagnosis", width).await;
     }
     client.close().await.unwrap();
-    server.shutdown();
 }

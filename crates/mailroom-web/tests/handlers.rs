@@ -573,3 +573,56 @@ async fn send_me_a_copy_goes_to_the_given_address_through_the_saved_config() {
     assert_eq!(copy.to.iter().map(|a| a.address.as_str()).collect::<Vec<_>>(), ["me@company.example"]);
     assert!(copy.cc.is_empty());
 }
+
+#[tokio::test]
+async fn the_inbox_tab_lists_what_the_test_server_received() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    assert_eq!(browser.get("/inbox").await.status, StatusCode::NOT_FOUND, "no inbox without a source");
+    assert!(!browser.get("/").await.html.contains("href=\"/inbox\""));
+
+    let server = std::sync::Arc::new(setup.server);
+    let received = server.clone();
+    let mut options = ConsoleOptions::new(setup.dir.path().join("company-email.toml"));
+    options.inbox = Some(mailroom_web::InboxSource::new(move || {
+        received
+            .messages()
+            .iter()
+            .map(|m| {
+                let parsed = m.parsed();
+                mailroom_web::InboxMessage {
+                    subject: parsed.subject.clone().unwrap_or_default(),
+                    html: Some("<p>hello</p>".into()),
+                    text: parsed.text.clone(),
+                    size: m.raw.len(),
+                    over_tls: m.over_tls,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }));
+    let console = Console::new(options);
+    let mut browser = Browser::new(&console);
+    let page = browser.get("/").await;
+    assert!(page.html.contains("href=\"/inbox\""), "the tab is in the navigation");
+    let fields = [
+        ("service", "web_mail"),
+        ("email_address", USER),
+        ("smtp_server", "localhost"),
+        ("smtp_port", &server.addr().port().to_string()),
+        ("smtp_enable_ssl", "on"),
+        ("smtp_username", USER),
+        ("smtp_password", PASSWORD),
+        ("smtp_ca_file", "ca.pem"),
+        ("action", "validate"),
+    ];
+    assert!(browser.post("/", &fields).await.html.contains("Validated"));
+    let inbox = browser.get("/inbox").await;
+    assert!(inbox.html.contains("1. mailroom test message"), "{}", inbox.html);
+    assert!(inbox.html.contains("over TLS"));
+    let frame = browser.get("/inbox/1/message.html").await;
+    assert_eq!(frame.html, "<p>hello</p>");
+    assert!(frame.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().starts_with("sandbox;"));
+    assert_eq!(browser.get("/inbox/2/message.html").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(browser.get("/inbox/0/message.html").await.status, StatusCode::NOT_FOUND);
+}
