@@ -11,8 +11,7 @@ const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
-  demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event;
-                     --serve [ADDR:PORT] keeps the server and the web console running (default 127.0.0.1:8025)
+  demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event; [--serve [ADDR:PORT]] then keeps the server and the web console running
   scenarios          run the scenario catalogues (fixtures/scenarios/smtp.toml, http.toml) and print the table
   fake-smtp          run a fake SMTP server in the foreground: [--persona gmail|gmail-465|office365|plain] [--port N]
   bench              benchmarks (release build): `bench smtp [--sink HOST:PORT] [--json]`, `bench events [--json]`
