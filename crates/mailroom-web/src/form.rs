@@ -206,6 +206,10 @@ const MANAGED: &[(&str, &[&str])] = &[
     ("email_services", &["provider", "client_id", "client_secret", "client_secret_env", "timeout_secs"]),
 ];
 
+/// The top-level keys the page writes; the other services' sections are dropped (only the
+/// chosen one is written), anything else in an existing config is kept.
+const TOP_LEVEL: &[&str] = &["service", "email_address", "display_name", "web_mail", "exchange", "email_services"];
+
 /// Inline secrets are never copied from the existing file into the one Save writes.
 const INLINE_SECRETS: &[&str] = &["password", "client_secret", "refresh_token"];
 
@@ -219,6 +223,12 @@ fn number_or_text(value: &str) -> toml::Value {
 pub(crate) fn build(draft: &Draft, secrets: &SecretFields, base: &toml::Table, token_file_default: &str) -> Built {
     let mut table = toml::Table::new();
     let mut env = BTreeMap::new();
+    // Sections the page does not edit ([outbox], …) are kept as they are.
+    for (key, value) in base {
+        if !TOP_LEVEL.contains(&key.as_str()) {
+            table.insert(key.clone(), value.clone());
+        }
+    }
     table.insert("service".into(), draft.service.clone().into());
     table.insert("email_address".into(), draft.email_address.clone().into());
     if !draft.display_name.is_empty() {
@@ -467,9 +477,13 @@ mod tests {
     #[test]
     fn keys_beyond_the_form_are_kept_but_inline_secrets_are_not() {
         let base: toml::Table =
-            "[web_mail]\nallow_plaintext_auth = true\npassword = \"inline\"\nserver = \"old\"\n".parse().unwrap();
+            "[web_mail]\nallow_plaintext_auth = true\npassword = \"inline\"\nserver = \"old\"\n[exchange]\npassword = \"other\"\n[outbox]\nrate_per_minute = 30\n"
+                .parse()
+                .unwrap();
         let built = build(&web_mail(), &SecretFields::default(), &base, "t.json");
         assert!(built.text.contains("allow_plaintext_auth = true"), "{}", built.text);
+        assert!(built.text.contains("[outbox]\nrate_per_minute = 30"), "{}", built.text);
+        assert!(!built.text.contains("other") && !built.text.contains("[exchange]"), "{}", built.text);
         assert!(!built.text.contains("inline") && !built.text.contains("old"), "{}", built.text);
     }
 
