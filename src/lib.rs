@@ -6,25 +6,42 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The `mailroom` binary of this workspace, built on first use.
+/// The `mailroom` binary under test: `MAILROOM_BIN` when set (an installed or release
+/// binary), else this workspace's, built on first use.
 ///
-/// Cargo does not build a dependency's binaries for another package's tests, so this runs
-/// `cargo build -p mailroom-cli --bin mailroom` once (a no-op when it is up to date).
+/// Cargo gives `CARGO_BIN_EXE_<name>` only to the tests of the package that owns the binary,
+/// and the binary lives in `mailroom-cli` (so the facade can be shared without a crate
+/// cycle). So the tests ask cargo itself, the way escargot does: `cargo build -p mailroom-cli
+/// --bin mailroom --message-format=json` (a no-op when up to date) reports the executable's
+/// path in its `compiler-artifact` message, whatever the target directory, profile or
+/// platform. Nothing is guessed from the test's own path.
 pub fn mailroom_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("MAILROOM_BIN") {
+            return PathBuf::from(bin);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let output = Command::new(cargo)
             .args(["build", "--quiet", "--package", "mailroom-cli", "--bin", "mailroom"])
+            .args(["--message-format=json-render-diagnostics"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
+            .stderr(std::process::Stdio::inherit())
+            .output()
             .expect("cargo runs");
-        assert!(status.success(), "building the mailroom binary failed");
-        let deps = std::env::current_exe().expect("test binary path");
-        let profile_dir = deps.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-        let bin = profile_dir.join(format!("mailroom{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "{} was not built", bin.display());
-        bin
+        assert!(output.status.success(), "building the mailroom binary failed");
+        built_executable(&String::from_utf8_lossy(&output.stdout), "mailroom")
+            .unwrap_or_else(|| panic!("cargo reported no `mailroom` executable"))
+    })
+}
+
+/// The executable of binary target `name` in cargo's JSON messages.
+fn built_executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).find_map(|message| {
+        let is_artifact = message["reason"] == "compiler-artifact";
+        let is_bin = message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+        let named = message["target"]["name"] == name;
+        (is_artifact && is_bin && named).then(|| message["executable"].as_str().map(PathBuf::from)).flatten()
     })
 }
 

@@ -8,6 +8,8 @@ pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+#[cfg(feature = "layers")]
+pub mod layers;
 mod message;
 mod provider;
 mod retry;

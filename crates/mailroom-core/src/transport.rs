@@ -26,6 +26,11 @@ pub trait Transport: Send + Sync + fmt::Debug {
 
     /// Checks the configuration step by step without sending mail.
     async fn probe(&self) -> ProbeReport;
+
+    /// Ends the transport's idle connections politely (SMTP: `QUIT` on each pooled
+    /// connection) before the program exits. Sends after it open new connections. The
+    /// default does nothing, for transports that keep no connection of their own.
+    async fn close(&self) {}
 }
 
 /// What the service said when it accepted a message.

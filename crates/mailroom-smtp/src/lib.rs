@@ -25,7 +25,9 @@ mod session;
 mod tls;
 mod transport;
 
-pub use error::{SmtpError, Step, TlsFailure};
-pub use reply::Reply;
+// `SmtpReply` and `SmtpStep`, not `Reply` and `Step`: mailroom-testkit exports its own
+// `Reply` and `Step` (what a scripted server says and when), and tests use both crates.
+pub use error::{SmtpError, Step as SmtpStep, TlsFailure};
+pub use reply::Reply as SmtpReply;
 pub use session::Resolver;
 pub use transport::{SmtpTransport, SmtpTransportBuilder};

@@ -253,3 +253,41 @@ async fn diagnose_walks_every_step_on_a_working_config() {
     assert_eq!(steps, ["resolve", "connect", "greeting", "ehlo", "starttls", "ehlo", "auth", "mail from"]);
     assert!(server.messages().is_empty(), "diagnose sends no mail");
 }
+
+#[tokio::test]
+async fn close_says_quit_on_every_pooled_connection() {
+    let server =
+        ScriptedSmtpServer::builder().tls(ListenerTls::StartTls).account(USER, PASSWORD).start().await.unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = Arc::new(SmtpTransport::builder(sender(), &smtp).max_connections(2).build().unwrap());
+    let (a, b) = (message("one"), message("two"));
+    let (first, second) = tokio::join!(transport.send(&a), transport.send(&b));
+    first.unwrap();
+    second.unwrap();
+    assert_eq!(server.transcripts().len(), 2, "two sends at once, two connections");
+    let layered: Arc<dyn Transport> =
+        Arc::new(mailroom_core::layers::RetryLayer::new(transport.clone(), mailroom_core::RetryPolicy::default()));
+    layered.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for transcript in server.transcripts() {
+        assert_eq!(transcript.client_lines().last().copied(), Some("QUIT"), "{:?}", transcript.client_lines());
+    }
+    transport.send(&message("after close")).await.unwrap();
+    assert_eq!(server.transcripts().len(), 3, "a send after close opens a new connection");
+}
+
+#[tokio::test]
+async fn a_concurrency_limit_of_one_serialises_sends_onto_one_connection() {
+    let server =
+        ScriptedSmtpServer::builder().tls(ListenerTls::StartTls).account(USER, PASSWORD).start().await.unwrap();
+    let (smtp, _ca) = trusting(server.addr().port(), TlsMode::Starttls, server.ca_pem());
+    let transport = Arc::new(SmtpTransport::builder(sender(), &smtp).max_connections(4).build().unwrap());
+    let limited = mailroom_core::layers::ConcurrencyLimit::new(transport, 1);
+    let m: Vec<_> = (0..4).map(|n| message(&format!("limited {n}"))).collect();
+    let outcomes = tokio::join!(limited.send(&m[0]), limited.send(&m[1]), limited.send(&m[2]), limited.send(&m[3]));
+    for outcome in [outcomes.0, outcomes.1, outcomes.2, outcomes.3] {
+        outcome.unwrap();
+    }
+    assert_eq!(server.transcripts().len(), 1, "one send at a time reuses one connection");
+    assert_eq!(server.messages().len(), 4);
+}

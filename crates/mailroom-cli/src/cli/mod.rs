@@ -434,7 +434,10 @@ async fn send(
     // possible delivery). `validate` does not retry: it must show the first answer.
     let transport = mailroom::RetryLayer::new(transport, mailroom_core::RetryPolicy::default());
     let request = events::SendRequest { event, data, to, options };
-    events::send(&reporter, &loaded.config, &transport, started, request).await
+    let code = events::send(&reporter, &loaded.config, &transport, started, request).await;
+    // QUIT instead of a dropped connection: servers log a vanished client as an error.
+    mailroom_core::Transport::close(&transport).await;
+    code
 }
 
 async fn diagnose(config_path: PathBuf, reporter: Reporter) -> u8 {

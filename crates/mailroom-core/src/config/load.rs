@@ -202,21 +202,6 @@ pub(super) fn field(section: &str, key: &str) -> &'static str {
         .unwrap_or_else(|| panic!("{section}.{key} is missing from FIELDS"))
 }
 
-/// Edit distance, for "did you mean" on misspelled keys.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 #[derive(Clone, Copy)]
 struct Section<'t> {
     name: &'static str,
@@ -249,9 +234,9 @@ impl Loader<'_> {
                 continue;
             }
             let place = if section.name.is_empty() { String::new() } else { format!(" in [{}]", section.name) };
-            let closest = allowed.iter().min_by_key(|candidate| edit_distance(key, candidate));
+            let closest = allowed.iter().min_by_key(|candidate| strsim::levenshtein(key, candidate));
             let message = match closest {
-                Some(candidate) if edit_distance(key, candidate) <= 2 => {
+                Some(candidate) if strsim::levenshtein(key, candidate) <= 2 => {
                     format!("unknown setting \"{key}\"{place}: did you mean \"{candidate}\"?")
                 }
                 _ => format!("unknown setting \"{key}\"{place}: the known ones are {}", allowed.join(", ")),
