@@ -34,3 +34,8 @@ pub use transport::{ProbeReport, ProbeStep, SendReceipt, StepOutcome, Suggestion
 pub use lettre::Address;
 /// Re-exported so users build senders and recipients with the same types.
 pub use lettre::message::Mailbox;
+
+/// The README's example, compiled (and run where it needs no server) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -58,3 +58,8 @@ pub use render::{
     AttachmentInfo, DEFAULT_MAX_MESSAGE_BYTES, EVENT_HEADER, EventData, Preview, RenderedEvent, RenderedParts,
     Renderer, TemplateFiles, engine_only_environment, template_files,
 };
+
+/// The README's example, compiled (and run where it needs no server) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -47,3 +47,8 @@ mod soap;
 mod transport;
 
 pub use transport::{EwsTransport, EwsTransportBuilder};
+
+/// The README's example, compiled (and run where it needs no server) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

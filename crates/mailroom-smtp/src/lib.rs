@@ -31,3 +31,8 @@ pub use error::{SmtpError, Step as SmtpStep, TlsFailure};
 pub use reply::Reply as SmtpReply;
 pub use session::Resolver;
 pub use transport::{SmtpTransport, SmtpTransportBuilder};
+
+/// The README's example, compiled (and run where it needs no server) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

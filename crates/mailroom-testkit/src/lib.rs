@@ -104,3 +104,8 @@ impl KitError {
         Self::Io { context, source }
     }
 }
+
+/// The README's example, compiled (and run where it needs no server) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

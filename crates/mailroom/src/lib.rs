@@ -14,3 +14,8 @@ pub use facade::{
 };
 pub use layers::{ConcurrencyLimit, RetryLayer};
 pub use secrets::{SecretsFileError, format_secrets, parse_secrets, read_secrets_file, secrets_path_for};
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
