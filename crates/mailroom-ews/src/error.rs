@@ -92,11 +92,11 @@ pub(crate) struct HttpSummary {
 impl HttpSummary {
     /// Summarises a reply; secrets are scrubbed from the body before it is cut.
     pub(crate) fn of(reason: &str, headers: &HeaderMap, body: &[u8], scrubber: &Scrubber) -> HttpSummary {
+        // Bounded (issue 10 #3): a huge hint is cut, never an overflow later.
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| mailroom_http::retry_after(v, std::time::SystemTime::now()));
         let cas_error = header_text(headers, "x-caserrorcode", scrubber);
         let text = scrubber.scrub(&String::from_utf8_lossy(body));
         let text = match text.char_indices().nth(2048) {
@@ -365,7 +365,7 @@ impl EwsError {
     /// Returns the first response message when the reply is a success. Every text taken
     /// from the reply is scrubbed of the request's secrets.
     pub(crate) fn check_reply(url: &url::Url, reply: &HttpReply) -> Result<ResponseMessage, EwsError> {
-        let HttpReply { status, reason, headers, body, scrubber } = reply;
+        let HttpReply { status, reason, headers, body, scrubber, .. } = reply;
         let (status, reason) = (*status, reason.as_str());
         if (300..400).contains(&status) {
             let raw =
@@ -425,6 +425,21 @@ impl EwsError {
         }
     }
 
+    /// Core's kind for a failure to reach the token endpoint (no usable HTTP reply).
+    fn token_transport_kind(&self) -> Option<ErrorKind> {
+        Some(match self {
+            EwsError::Resolve { .. } | EwsError::Connect { .. } | EwsError::ConnectTimeout { tls: false, .. } => {
+                ErrorKind::ConnectFailed
+            }
+            EwsError::ConnectTimeout { .. } | EwsError::Timeout { .. } => ErrorKind::Timeout,
+            EwsError::Tls { cause: TlsFailure::NotTls, .. } => ErrorKind::TlsMismatch,
+            EwsError::Tls { .. } => ErrorKind::TlsCertificate,
+            EwsError::SendFailed { .. } | EwsError::Dropped { .. } => ErrorKind::ServiceUnavailable,
+            EwsError::NotHttp { .. } | EwsError::TooLarge { .. } => ErrorKind::Protocol,
+            _ => return None,
+        })
+    }
+
     /// The core error for this failure; `transcript` is the redacted exchange so far.
     pub(crate) fn into_send_error(self, context: &Context, at: At, transcript: Transcript) -> SendError {
         let detail = self.to_string();
@@ -433,6 +448,19 @@ impl EwsError {
             Some(field) => error.with_field(field),
             None => error,
         };
+        if at == At::Token
+            && let Some(kind) = self.token_transport_kind()
+        {
+            // The token endpoint, not Exchange: the advice is about reaching the Microsoft
+            // identity platform over HTTPS, never Exchange's URI or SMTP ports (issue 10 #6).
+            return SendError::new(kind, detail)
+                .with_field("exchange.tenant")
+                .with_hint("mailroom could not get an OAuth token from the Microsoft identity platform token endpoint (https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token): check that this machine reaches login.microsoftonline.com over HTTPS (port 443; through HTTPS_PROXY if the network needs a proxy; no firewall or TLS inspection in the way), and that exchange.tenant is the directory (tenant) ID or a verified domain such as company.onmicrosoft.com.")
+                .with_hint("Nothing was sent: no request reaches Exchange without a token, so trying again is safe.")
+                .with_complete_hints()
+                .with_transcript(transcript)
+                .with_source(self);
+        }
         let error = match &self {
             EwsError::Config { field, .. } => SendError::invalid_config(field, detail),
             EwsError::CaFile { .. } => SendError::invalid_config("exchange.ca_file", detail),
@@ -894,8 +922,14 @@ mod tests {
 
     fn check(status: u16, headers: HeaderMap, body: &[u8]) -> Result<ResponseMessage, EwsError> {
         let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or_default();
-        let reply =
-            HttpReply { status, reason: reason.into(), headers, body: body.to_vec(), scrubber: Scrubber::default() };
+        let reply = HttpReply {
+            status,
+            reason: reason.into(),
+            headers,
+            body: body.to_vec(),
+            body_error: None,
+            scrubber: Scrubber::default(),
+        };
         EwsError::check_reply(&URI.parse().unwrap(), &reply)
     }
 

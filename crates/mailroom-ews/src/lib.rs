@@ -41,7 +41,6 @@ mod error;
 mod http;
 mod oauth;
 mod probe;
-mod redact;
 mod reply;
 mod soap;
 mod transport;

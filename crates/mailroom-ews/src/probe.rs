@@ -42,9 +42,19 @@ async fn run(shared: &Shared, report: &mut ProbeReport) -> Result<(), SendError>
     let limit = shared.timeout;
 
     let started = Instant::now();
-    if crate::http::localhost_name(uri) {
+    if let Some(proxy) = mailroom_http::environment_proxy(uri) {
+        // The HTTP client goes through the proxy (HTTPS_PROXY), so on a proxy-only network
+        // resolving and connecting directly would fail a config that sends (issue 10 #5):
+        // the proxy does those steps, and the EWS call below proves the way through it.
+        let through = format!("through the proxy {proxy} (HTTPS_PROXY), as sending does");
+        report.step("resolve", StepOutcome::Skipped, Duration::ZERO, through.clone());
+        report.step("connect", StepOutcome::Skipped, Duration::ZERO, through.clone());
+        report.step("tls", StepOutcome::Skipped, Duration::ZERO, through);
+        return token_and_mailbox(shared, report).await;
+    }
+    if mailroom_http::is_localhost_name(&host) {
         // Pinned to loopback, as the HTTP client does (RFC 6761): DNS is not asked.
-        let pinned: Vec<SocketAddr> = crate::http::LOOPBACK.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        let pinned: Vec<SocketAddr> = mailroom_http::LOOPBACK.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
         return connect_onwards(shared, report, pinned, started, "(localhost name, not looked up)").await;
     }
     let resolved = tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await;
@@ -123,6 +133,11 @@ async fn connect_onwards(
         report.step("tls", StepOutcome::Skipped, Duration::ZERO, "http:// (loopback only)");
     }
 
+    token_and_mailbox(shared, report).await
+}
+
+/// The steps over HTTP: the OAuth token (if any), then GetFolder.
+async fn token_and_mailbox(shared: &Shared, report: &mut ProbeReport) -> Result<(), SendError> {
     if let Login::OAuth { tokens } = &shared.login {
         let started = Instant::now();
         match tokens.token().await {

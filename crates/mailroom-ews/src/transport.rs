@@ -16,7 +16,7 @@ use url::Url;
 use crate::envelope;
 use crate::error::{At, Context, EwsError};
 use crate::http::{self, Header, Http, HttpReply, Post};
-use crate::oauth::{self, ClientCredentials};
+use crate::oauth;
 use crate::probe;
 use crate::soap::{self, Disposition, Operation};
 
@@ -204,8 +204,9 @@ impl EwsTransportBuilder {
                 reason: "auth = \"ntlm\" is not supported by mailroom: use auth = \"basic\" over HTTPS (enable Basic authentication on the EWS virtual directory) or auth = \"oauth\" (Exchange Online, hybrid Modern Auth)".into(),
             }));
         }
-        let tls = http::tls_config(config.ca_file.as_deref()).map_err(fail)?;
-        let http_client = Http::new(tls.clone(), config.timeout, &config.uri).map_err(fail)?;
+        let roots = http::ca_roots(config.ca_file.as_deref()).map_err(fail)?;
+        let tls = http::tls_config(config.ca_file.as_deref(), roots.clone()).map_err(fail)?;
+        let http_client = Http::new(&roots, config.timeout, &config.uri).map_err(fail)?;
         let login = if oauth {
             let tokens: Arc<dyn TokenSource> = match self.tokens {
                 Some(tokens) => tokens,
@@ -238,16 +239,17 @@ impl EwsTransportBuilder {
                             oauth::token_endpoint(tenant.trim())
                         }
                     };
-                    // Its own client: proxy use and localhost pinning are per endpoint.
-                    let token_http = Http::new(tls.clone(), config.timeout, &endpoint).map_err(fail)?;
-                    Arc::new(ClientCredentials {
-                        http: token_http,
-                        endpoint,
-                        client_id,
-                        client_secret,
-                        context: context.clone(),
-                        timeout: config.timeout,
-                    })
+                    Arc::new(
+                        oauth::client_credentials(
+                            endpoint,
+                            &roots,
+                            client_id,
+                            client_secret,
+                            context.clone(),
+                            config.timeout,
+                        )
+                        .map_err(fail)?,
+                    )
                 }
             };
             Login::OAuth { tokens: TokenCache::new(tokens) }
@@ -353,7 +355,8 @@ impl Shared {
                 Operation::CreateItem => self.send_timeout,
                 _ => self.timeout,
             };
-            let request = Post { url: uri, headers, body: payload, what, reply_timeout, secrets: &[] };
+            let delivers = operation == Operation::CreateItem;
+            let request = Post { url: uri, headers, body: payload, what, reply_timeout, delivers };
             let reply = self.http.post(request, transcript).await;
             match (&reply, &self.login, token) {
                 (Ok(HttpReply { status: 401, .. }), Login::OAuth { tokens }, Some(token)) if !refreshed => {
@@ -409,7 +412,7 @@ impl Shared {
                 Ok(reply) => reply,
                 Err(error) => return Err(self.classify(at, std::mem::take(transcript), error)),
             };
-            reply.record_body(transcript);
+            http::record_body(&reply, transcript);
             match EwsError::check_reply(uri, &reply) {
                 Ok(message) => return Ok((reply.status, message)),
                 Err(EwsError::SchemaVersion { retry_with, .. }) if !retried && retry_with != schema => {

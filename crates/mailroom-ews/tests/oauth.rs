@@ -257,3 +257,44 @@ async fn echoing_token_and_ews_endpoints_never_get_secrets_into_errors() {
         assert_no_secret(probe.error.as_ref().unwrap(), &["sentinel-access-token", CLIENT_SECRET]);
     }
 }
+
+/// Issue 10 #3: `expires_in` is the server's number; a huge one must not panic
+/// (`Instant + Duration` overflow) but be cut to a sane lifetime.
+#[tokio::test]
+async fn a_huge_expires_in_does_not_panic() {
+    let login = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_type": "Bearer", "expires_in": u64::MAX, "access_token": "sentinel-access-token-huge",
+        })))
+        .mount(&login)
+        .await;
+    let ews = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(Exchange { rejected: None }).mount(&ews).await;
+    let transport = EwsTransport::builder(sender(), &oauth_config(&format!("{}{EWS_PATH}", ews.uri())))
+        .token_endpoint(format!("{}{TOKEN_PATH}", login.uri()).parse().unwrap())
+        .build()
+        .unwrap();
+    let sent = tokio::spawn(async move { transport.send(&message("huge lifetime")).await }).await;
+    assert!(sent.expect("the send task must not panic").is_ok());
+}
+
+/// Issue 10 #6: a token endpoint that cannot be reached gets OAuth/HTTPS advice naming the
+/// identity platform, not SMTP advice ("check the port: 587").
+#[tokio::test]
+async fn an_unreachable_token_endpoint_gets_oauth_advice_not_smtp_advice() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let transport = EwsTransport::builder(sender(), &oauth_config("https://outlook.office365.com/EWS/Exchange.asmx"))
+        .token_endpoint(format!("http://{address}{TOKEN_PATH}").parse().unwrap())
+        .build()
+        .unwrap();
+    let error = transport.send(&message("no token")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ConnectFailed, "{error}");
+    let advice = error.remediation().join("\n");
+    assert!(!advice.contains("587") && !advice.contains("STARTTLS") && !advice.contains("SMTP"), "{advice}");
+    assert!(advice.contains("token endpoint") || advice.contains("login.microsoftonline.com"), "{advice}");
+    assert!(error.field().is_some_and(|f| f.starts_with("exchange.")), "{:?}", error.field());
+}

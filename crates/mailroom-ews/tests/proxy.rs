@@ -91,3 +91,42 @@ async fn child_sends_to_localhost_names_with_a_proxy_set() {
     transport.send(&message("oauth via localhost names")).await.expect("token and send direct");
     assert_eq!(login.received_requests().await.unwrap().len(), 1);
 }
+
+const DIAGNOSE_CHILD: &str = "MAILROOM_EWS_DIAGNOSE_PROXY_CHILD";
+
+/// Issue 10 #5: on a network that reaches Exchange only through `HTTPS_PROXY`, `diagnose`
+/// must go through the proxy as `send` does, not resolve and connect directly.
+#[test]
+fn diagnose_honours_https_proxy_like_send() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (proxy, seen) = runtime.block_on(fake_proxy());
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_diagnoses_through_the_proxy", "--ignored", "--nocapture"])
+        .env(DIAGNOSE_CHILD, "1")
+        .env("HTTPS_PROXY", format!("http://{proxy}"))
+        .env("https_proxy", format!("http://{proxy}"))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(status.success(), "the child test failed");
+    assert!(seen.load(Ordering::SeqCst) > 0, "diagnose did not go through the proxy");
+}
+
+/// Runs only as the child of the test above (ignored otherwise).
+#[tokio::test]
+#[ignore = "run by diagnose_honours_https_proxy_like_send with HTTPS_PROXY set"]
+async fn child_diagnoses_through_the_proxy() {
+    if std::env::var_os(DIAGNOSE_CHILD).is_none() {
+        return;
+    }
+    // A name only the proxy could resolve: a direct lookup fails.
+    let mut config = config("https://ews.proxied.invalid/EWS/Exchange.asmx");
+    config.timeout = Duration::from_secs(1);
+    let transport = EwsTransport::new(sender(), &config).unwrap();
+    let probe = transport.probe().await;
+    let resolve_failed =
+        probe.steps.iter().any(|s| s.name == "resolve" && s.outcome == mailroom_core::StepOutcome::Failed);
+    assert!(!resolve_failed, "diagnose resolved the name itself instead of using the proxy: {probe:?}");
+}

@@ -52,6 +52,51 @@ pub fn bypasses_proxy(url: &Url) -> bool {
     url.scheme() == "http" || url.host_str().is_some_and(is_loopback_host)
 }
 
+/// The proxy the environment sets for `url` (`HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`, upper
+/// or lower case, minus `NO_PROXY` matches), shown without credentials; `None` when requests to
+/// `url` go direct — always for endpoints that [`bypasses_proxy`]. This is the rule
+/// [`HttpClient`] follows, for probes that must take the same way (a proxy-only network).
+///
+/// ```
+/// let url = "http://127.0.0.1:8080/token".parse().unwrap();
+/// assert_eq!(mailroom_http::environment_proxy(&url), None);
+/// ```
+pub fn environment_proxy(url: &Url) -> Option<String> {
+    if bypasses_proxy(url) {
+        return None;
+    }
+    let variable = |names: &[&str]| {
+        names.iter().find_map(|name| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+    };
+    let proxy = match url.scheme() {
+        "https" => variable(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]),
+        _ => variable(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]),
+    }?;
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    if let Some(no_proxy) = variable(&["NO_PROXY", "no_proxy"]) {
+        for entry in no_proxy.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                return None;
+            }
+            let entry = entry.trim_start_matches("*.").trim_start_matches('.').to_ascii_lowercase();
+            let entry = match entry.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.contains(':') => {
+                    name.to_owned()
+                }
+                _ => entry,
+            };
+            if host == entry || host.ends_with(&format!(".{entry}")) {
+                return None;
+            }
+        }
+    }
+    let shown = match Url::parse(&proxy) {
+        Ok(parsed) => crate::shown(&parsed),
+        Err(_) => proxy.split('@').next_back().unwrap_or_default().to_owned(),
+    };
+    Some(shown)
+}
+
 /// Settings of an [`HttpClient`].
 ///
 /// ```

@@ -24,7 +24,10 @@ mod oauth;
 mod private_file;
 mod scrub;
 
-pub use client::{BuildError, ClientOptions, HttpClient, LOOPBACK, Reply, Request, bypasses_proxy, is_localhost_name};
+pub use client::{
+    BuildError, ClientOptions, HttpClient, LOOPBACK, Reply, Request, bypasses_proxy, environment_proxy,
+    is_localhost_name,
+};
 pub use error::{Failure, HttpError};
 pub use limits::{MAX_BACKOFF, MAX_TOKEN_LIFETIME, backoff_millis, deadline_after, retry_after, token_expiry};
 pub use oauth::{
