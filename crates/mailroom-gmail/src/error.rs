@@ -184,6 +184,26 @@ pub enum GmailError {
         /// What happened.
         reason: String,
     },
+    /// Gmail answered 2xx to the upload, but its reply cannot be read as a receipt (no
+    /// message id, not JSON): the message was probably sent.
+    #[error("Gmail answered {status} (accepted) but {what}: the message was probably sent")]
+    AcceptedUnconfirmed {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong with the reply (scrubbed).
+        what: String,
+    },
+    /// An `http://` endpoint whose host is, or resolves to, an address off loopback: refused
+    /// before connecting (cleartext is allowed only to this machine).
+    #[error("refused to send to the {endpoint} at {url}: {reason}")]
+    NotLoopback {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// Its URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The connection broke during a request that carried no message (token, probe).
     #[error("the connection to the {endpoint} at {url} broke: {reason}")]
     Network {
@@ -283,19 +303,17 @@ pub(crate) fn retry_after_in_message(message: &str, now: SystemTime) -> Option<(
     let stamp: String = message[start..].chars().take_while(|c| !c.is_whitespace()).collect();
     let stamp = stamp.trim_end_matches(['.', ',', ';']).to_owned();
     let at = time::OffsetDateTime::parse(&stamp, &time::format_description::well_known::Rfc3339).ok()?;
-    let wait = SystemTime::from(at).duration_since(now).unwrap_or(Duration::ZERO);
+    let wait = SystemTime::from(at).duration_since(now).unwrap_or(Duration::ZERO).min(mailroom_http::MAX_BACKOFF);
     Some((wait, stamp))
 }
 
-/// The `Retry-After` header: delay seconds or an HTTP date.
+/// The `Retry-After` header: delay seconds or an HTTP date, bounded (mailroom-http's one parser).
 pub(crate) fn retry_after_header(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds.min(7 * 24 * 3600)));
-    }
-    let at = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
-    Some(SystemTime::from(at).duration_since(now).unwrap_or(Duration::ZERO))
+    mailroom_http::retry_after(value, now)
 }
+
+/// Issue 10 #8: the refresh tokens of apps left in "Testing" expire after 7 days.
+const TESTING_APPS: &str = "If the OAuth consent screen of the Google Cloud project is in \"Testing\" publishing status, Google expires its refresh tokens after 7 days: publish the app (Google Cloud console → APIs & Services → OAuth consent screen → Publish app) so the next refresh token keeps working.";
 
 const RECONNECT: &str = "Run `mailroom connect google --config FILE`, sign in with the Company Email account and click Allow: it stores a new refresh token.";
 const SCOPES_THAT_SEND: &[&str] = &[
@@ -315,7 +333,7 @@ impl GmailError {
     /// upload): the connection was lost after the upload, or Gmail answered 500, 502 or 504.
     pub fn may_have_delivered(&self) -> bool {
         match self {
-            GmailError::LostAfterUpload { .. } => true,
+            GmailError::LostAfterUpload { .. } | GmailError::AcceptedUnconfirmed { .. } => true,
             GmailError::Api { status, .. } => *status >= 500 && *status != 503,
             _ => false,
         }
@@ -325,6 +343,26 @@ impl GmailError {
     /// [`GmailError::Api`] reply is taken as the answer to an upload of a real message.
     pub fn into_send_error(self, transcript: Transcript) -> SendError {
         self.classify(transcript, true)
+    }
+
+    /// [`GmailError::into_send_error`] for the code exchange of `mailroom connect google`:
+    /// there, `invalid_grant` means the authorization code was used already or did not match
+    /// the PKCE verifier, not that a stored refresh token expired (issue 10 #7).
+    pub(crate) fn into_consent_error(self, transcript: Transcript) -> SendError {
+        match &self {
+            GmailError::TokenRefused { status, body } if body.error == "invalid_grant" => {
+                let reply = ServerReply::http(*status, Some("invalid_grant"), body.description.clone());
+                let error = SendError::new(ErrorKind::OauthReconnectRequired, self.to_string())
+                    .with_field("email_services.refresh_token")
+                    .with_reply(reply)
+                    .with_hint("Google refused the authorization code from this sign-in: a code works once and only with the link it came from (a reloaded or older tab sends a used one, or one whose PKCE challenge belongs to another run). Run `mailroom connect google --config FILE` again, open the newest link it prints, and sign in once without reloading the page.")
+                    .with_hint("Nothing was stored and nothing in the config file needs changing.")
+                    .with_complete_hints();
+                let error = if transcript.is_empty() { error } else { error.with_transcript(transcript) };
+                error.with_source(self)
+            }
+            _ => self.into_send_error(transcript),
+        }
     }
 
     /// [`GmailError::into_send_error`] for the diagnose probe, whose upload cannot deliver
@@ -369,6 +407,16 @@ impl GmailError {
             GmailError::LostAfterUpload { .. } => SendError::new(ErrorKind::DeliveryUnknown, detail).with_hint(
                 "Look in the Sent folder of the connected Gmail account before sending again: mailroom does not resend on its own.",
             ),
+            GmailError::AcceptedUnconfirmed { .. } => SendError::new(ErrorKind::DeliveryUnknown, detail).with_hint(
+                "Look in the Sent folder of the connected Gmail account before sending again: Gmail accepted the upload, and mailroom does not resend on its own.",
+            ),
+            GmailError::NotLoopback { endpoint, .. } => SendError::new(ErrorKind::InvalidConfig, detail)
+                .with_field(endpoint.field())
+                .with_hint(format!(
+                    "http:// is allowed only to this machine (a loopback address): use https:// for {} (the default is {}).",
+                    endpoint.field(),
+                    endpoint.default_value()
+                )),
             GmailError::Network { .. } => SendError::new(ErrorKind::ServiceUnavailable, detail),
             GmailError::TokenRefused { status, body } => classify_token_error(*status, body, detail),
             GmailError::Api { status, error, retry_after, retry_at } => {
@@ -401,7 +449,11 @@ fn classify_token_error(status: u16, body: &TokenErrorBody, detail: String) -> S
     let error = match body.error.as_str() {
         "invalid_grant" => SendError::new(ErrorKind::OauthReconnectRequired, detail)
             .with_field("email_services.refresh_token")
-            .with_hint(format!("Google no longer accepts the stored refresh token ({}). {RECONNECT}", if body.description.is_empty() { "invalid_grant" } else { body.description.as_str() })),
+            .with_hint(format!("Google no longer accepts the stored refresh token ({}). {RECONNECT}", if body.description.is_empty() { "invalid_grant" } else { body.description.as_str() }))
+            .with_hint(TESTING_APPS),
+        "deleted_client" => SendError::new(ErrorKind::AuthFailed, detail).with_field("email_services.client_id").with_hint(
+            "Google says this OAuth client was deleted: create a new OAuth client of type \"Desktop app\" in Google Cloud console → APIs & Services → Credentials (or restore the deleted one there within 30 days), put its client ID and secret in the config, then run `mailroom connect google --config FILE`.",
+        ),
         "invalid_client" if description.contains("not found") || description.contains("deleted") => {
             SendError::new(ErrorKind::AuthFailed, detail).with_field("email_services.client_id").with_hint(
                 "Google does not know this OAuth client: copy the client ID from Google Cloud console → APIs & Services → Credentials (it ends in .apps.googleusercontent.com).",

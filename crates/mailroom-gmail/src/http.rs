@@ -1,58 +1,30 @@
-//! The HTTP plumbing shared by the token, send, probe and consent requests: the reqwest clients (rustls on aws-lc-rs, no redirects, no proxy for loopback endpoints), bounded body reads, and the classification of transport failures.
+//! The Gmail driver's HTTP, on mailroom-http's client (trust, no redirects, proxy rules, loopback pinning by resolved address, bounded reads, "was the body handed over"): one POST helper for the upload and the probe, and mailroom-http's failures in this driver's words.
 
 use std::time::Duration;
 
+use mailroom_core::{Secret, Transcript};
+use mailroom_http::{ClientOptions, Failure, Header, HttpClient, HttpError, Request};
 use rustls::pki_types::CertificateDer;
-
-use mailroom_core::trust::TlsFailure;
 
 use crate::error::{Endpoint, GmailError};
 
 /// The most of a reply body read; Google's replies are a few hundred bytes.
 pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024;
 
-/// How long an idle pooled connection is kept. Google's front ends close idle connections
-/// after a few minutes and proxies often much sooner; reusing one the server already closed
-/// can fail an upload mid-way, which then reads as `delivery_unknown`.
-const POOL_IDLE: Duration = Duration::from_secs(20);
+pub(crate) use mailroom_http::bypasses_proxy;
 
-/// True when requests to `url` must bypass any proxy: `http://` endpoints (which the config
-/// allows only on loopback) and loopback hosts. A proxy cannot reach this machine's loopback
-/// anyway, and over `http://` it would read the client secret, the tokens and the message.
-pub(crate) fn bypasses_proxy(url: &url::Url) -> bool {
-    url.scheme() == "http" || url.host_str().is_some_and(mailroom_core::config::checks::is_loopback_host)
-}
-
-/// Builds a client: Mozilla's roots plus `extra_roots`, aws-lc-rs, HTTP/1.1, no redirects
-/// (a redirected POST would resend the credentials or the message elsewhere). With `direct`
-/// it ignores the proxy settings of the environment (see [`bypasses_proxy`]); otherwise it
-/// honours them, as networks that reach Google only through a proxy need.
-pub(crate) fn client(
-    connect_timeout: Duration,
-    extra_roots: &[CertificateDer<'static>],
-    direct: bool,
-) -> Result<reqwest::Client, String> {
-    let mut tls = mailroom_core::trust::client_config(extra_roots.iter().cloned()).map_err(|e| e.to_string())?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(POOL_IDLE)
-        .user_agent(concat!("mailroom-gmail/", env!("CARGO_PKG_VERSION")));
-    if direct {
-        builder = builder.no_proxy();
-    }
-    builder.build().map_err(|e| e.to_string())
-}
-
-/// The client for `url`: [`client`], direct when [`bypasses_proxy`] says so.
+/// The client for `url`: direct (and loopback-only for `http://`) when [`bypasses_proxy`]
+/// says so, through the environment's proxy otherwise.
 pub(crate) fn client_for(
     url: &url::Url,
     connect_timeout: Duration,
     extra_roots: &[CertificateDer<'static>],
-) -> Result<reqwest::Client, String> {
-    client(connect_timeout, extra_roots, bypasses_proxy(url))
+) -> Result<HttpClient, String> {
+    let options = ClientOptions::new(concat!("mailroom-gmail/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(connect_timeout)
+        .max_body(MAX_REPLY_BYTES)
+        .extra_roots(extra_roots.iter().cloned());
+    HttpClient::for_endpoint(url, &options).map_err(|e| e.to_string())
 }
 
 /// A reply as far as it could be read.
@@ -65,138 +37,75 @@ pub(crate) struct Reply {
     pub body: Result<Vec<u8>, String>,
 }
 
-/// Reads the status, `Retry-After` and at most [`MAX_REPLY_BYTES`] of the body.
-pub(crate) async fn read_reply(mut response: reqwest::Response) -> Reply {
-    let status = response.status().as_u16();
-    let retry_after =
-        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let mut body = Vec::new();
-    let body = loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = MAX_REPLY_BYTES - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if body.len() >= MAX_REPLY_BYTES {
-                    break Ok(body);
-                }
-            }
-            Ok(None) => break Ok(body),
-            Err(e) => break Err(describe(&e)),
+/// One `message/rfc822` POST with a Bearer token.
+pub(crate) struct Upload<'a> {
+    /// Where to.
+    pub url: &'a url::Url,
+    /// The access token.
+    pub token: &'a Secret,
+    /// The bytes.
+    pub body: Vec<u8>,
+    /// What the body is, for the transcript.
+    pub what: &'a str,
+    /// The reply deadline.
+    pub timeout: Duration,
+    /// Whether Gmail may send what it gets (a real message, not the probe's).
+    pub delivers: bool,
+}
+
+/// POSTs the upload and reads the reply (bounded).
+pub(crate) async fn post_message(
+    client: &HttpClient,
+    upload: Upload<'_>,
+    transcript: &mut Transcript,
+) -> Result<Reply, GmailError> {
+    let Upload { url, token, body, what, timeout, delivers } = upload;
+    let bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+        GmailError::Malformed {
+            endpoint: Endpoint::Token,
+            status: None,
+            what: "the access token holds characters that cannot go in an HTTP header".into(),
         }
+    })?;
+    let request = Request::post(url)
+        .header(Header::new(reqwest::header::CONTENT_TYPE, reqwest::header::HeaderValue::from_static("message/rfc822")))
+        .header(Header::new(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static("application/json")))
+        .header(Header::secret(reqwest::header::AUTHORIZATION, bearer))
+        .body(body, what)
+        .reply_timeout(timeout)
+        .delivers(delivers);
+    let reply = client.send(request, transcript).await.map_err(|e| from_http(e, Endpoint::Api))?;
+    let retry_after = reply.header("retry-after").map(str::to_owned);
+    let body = match reply.body_error {
+        Some(cut) => Err(cut),
+        None => Ok(reply.body),
     };
-    Reply { status, retry_after, body }
+    Ok(Reply { status: reply.status, retry_after, body })
 }
 
-/// How a request failed before a reply arrived.
-pub(crate) fn classify(
-    error: &reqwest::Error,
-    endpoint: Endpoint,
-    url: &str,
-    limit: Duration,
-    carried_message: bool,
-) -> GmailError {
-    let url = url.to_owned();
-    let reason = describe(error);
-    if error.is_connect() {
-        match tls_cause(error) {
-            Some((TlsFailure::NotTls, reason)) => return GmailError::NotTls { endpoint, url, reason },
-            Some((_, reason)) => return GmailError::Tls { endpoint, url, reason },
-            None => {}
+/// mailroom-http's classification in this driver's words.
+pub(crate) fn from_http(error: HttpError, endpoint: Endpoint) -> GmailError {
+    let url = error.target().to_owned();
+    let reason = error.reason().to_owned();
+    match error.failure() {
+        Failure::Resolve | Failure::Connect { .. } => GmailError::Connect { endpoint, url, reason },
+        Failure::ConnectTimeout => {
+            GmailError::Connect { endpoint, url, reason: format!("connect timed out ({reason})") }
         }
-        let reason = if error.is_timeout() { format!("connect timed out ({reason})") } else { reason };
-        return GmailError::Connect { endpoint, url, reason };
-    }
-    if carried_message {
-        // Connected, and the message went (or was going) out: Gmail may have accepted it.
-        let reason = if error.is_timeout() { format!("no answer within {} s", limit.as_secs_f32()) } else { reason };
-        return GmailError::LostAfterUpload { url, reason };
-    }
-    if error.is_timeout() {
-        return GmailError::Timeout { endpoint, url, limit };
-    }
-    GmailError::Network { endpoint, url, reason }
-}
-
-/// The error and its causes in one line, without the URL (callers name it themselves).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = current {
-        let part = if let Some(reqwest_error) = cause.downcast_ref::<reqwest::Error>() {
-            // Its Display repeats the URL; keep only the kind of failure.
-            let shown = reqwest_error.to_string();
-            shown.split(" for url (").next().unwrap_or(&shown).to_owned()
-        } else {
-            cause.to_string()
-        };
-        if !part.is_empty() && !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
+        Failure::Tls(mailroom_core::trust::TlsFailure::NotTls) => GmailError::NotTls { endpoint, url, reason },
+        Failure::Tls(_) => GmailError::Tls { endpoint, url, reason },
+        Failure::NotLoopback => GmailError::NotLoopback { endpoint, url, reason },
+        Failure::Timeout => GmailError::Timeout { endpoint, url, limit: error.limit().unwrap_or_default() },
+        Failure::DeliveryUnknown => {
+            let reason = match (error.status(), error.limit()) {
+                (None, Some(limit)) => format!("no answer within {} s", limit.as_secs_f32()),
+                _ => reason,
+            };
+            GmailError::LostAfterUpload { url, reason }
         }
-        current = cause.source();
-    }
-    text
-}
-
-/// The TLS failure in the chain, if the failure was the TLS handshake: its kind and text.
-fn tls_cause(error: &reqwest::Error) -> Option<(TlsFailure, String)> {
-    if let Some(tls) = mailroom_core::trust::find_rustls_error(error) {
-        return Some((TlsFailure::of(tls), tls.to_string()));
-    }
-    // Without a rustls error, an io InvalidData in the chain is bytes that are not TLS.
-    not_tls_data(error, 0).map(|reason| (TlsFailure::NotTls, reason))
-}
-
-/// The text of an `io::ErrorKind::InvalidData` somewhere in the chain, looking inside
-/// `io::Error`s too (their `source()` skips the error they wrap).
-fn not_tls_data(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<String> {
-    if depth > 16 {
-        return None;
-    }
-    if let Some(io) = cause.downcast_ref::<std::io::Error>()
-        && let Some(inner) = io.get_ref()
-    {
-        let inner: &(dyn std::error::Error + 'static) = inner;
-        if let Some(found) = not_tls_data(inner, depth + 1) {
-            return Some(found);
+        Failure::NotHttp | Failure::TooLarge => {
+            GmailError::Malformed { endpoint, status: error.status(), what: error.to_string() }
         }
-        if io.kind() == std::io::ErrorKind::InvalidData {
-            return Some(format!("the server does not speak TLS: {inner}"));
-        }
-    }
-    cause.source().and_then(|next| not_tls_data(next, depth + 1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_and_http_endpoints_bypass_the_proxy() {
-        for url in ["http://127.0.0.1:8080/token", "http://localhost/x", "http://[::1]:9/", "https://localhost:443/"] {
-            assert!(bypasses_proxy(&url.parse().unwrap()), "{url}");
-        }
-        for url in ["https://oauth2.googleapis.com/token", "https://gmail.googleapis.com", "https://10.0.0.1/"] {
-            assert!(!bypasses_proxy(&url.parse().unwrap()), "{url}");
-        }
-    }
-
-    #[test]
-    fn tls_failures_are_told_apart() {
-        use rustls::{CertificateError, InvalidMessage};
-        assert_eq!(
-            TlsFailure::of(&rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType)),
-            TlsFailure::NotTls
-        );
-        assert_eq!(
-            TlsFailure::of(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
-            TlsFailure::Untrusted
-        );
-        assert_eq!(
-            TlsFailure::of(&rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)),
-            TlsFailure::Other
-        );
+        _ => GmailError::Network { endpoint, url, reason },
     }
 }

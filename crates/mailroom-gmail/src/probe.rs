@@ -34,7 +34,7 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
         "token",
         StepOutcome::Ok,
         started.elapsed(),
-        format!("refresh token accepted by {}{lifetime}", inner.source.client.token_uri),
+        format!("refresh token accepted by {}{lifetime}", inner.source.client.endpoints().token),
     );
 
     match grant.scope.as_deref() {
@@ -69,42 +69,20 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
         "From: {}\r\nSubject: mailroom diagnose (has no recipient, cannot be delivered)\r\n\r\nmailroom diagnose\r\n",
         inner.sender.email
     );
-    transcript.client(&format!(
-        "POST {} Content-Type: message/rfc822 (a message without recipients) Authorization: Bearer {}",
-        inner.send_url,
-        mailroom_core::REDACTED
-    ));
-    let mut bearer = match reqwest::header::HeaderValue::from_str(&format!("Bearer {}", grant.access_token.expose())) {
-        Ok(value) => value,
-        Err(_) => {
-            report.step("api", StepOutcome::Failed, started.elapsed(), "unusable access token");
-            report.error = Some(
-                SendError::new(
-                    ErrorKind::Protocol,
-                    "the access token holds characters that cannot go in an HTTP header",
-                )
-                .with_field("email_services.token_uri"),
-            );
-            return report;
-        }
+    let upload = http::Upload {
+        url: &inner.send_url,
+        token: &grant.access_token,
+        body: probe_message.into_bytes(),
+        what: "a message without recipients",
+        timeout: inner.timeout,
+        delivers: false,
     };
-    bearer.set_sensitive(true);
-    let sent = inner
-        .http
-        .post(inner.send_url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "message/rfc822")
-        .header(reqwest::header::ACCEPT, "application/json")
-        .header(reqwest::header::AUTHORIZATION, bearer)
-        .timeout(inner.timeout)
-        .body(probe_message)
-        .send()
-        .await;
+    let sent = http::post_message(&inner.http, upload, &mut transcript).await;
     let reply = match sent {
-        Ok(response) => http::read_reply(response).await,
+        Ok(reply) => reply,
         Err(error) => {
-            let error = http::classify(&error, crate::Endpoint::Api, inner.send_url.as_str(), inner.timeout, false);
             report.step("api", StepOutcome::Failed, started.elapsed(), error.to_string());
-            report.error = Some(error.into_send_error(transcript));
+            report.error = Some(error.into_probe_error(transcript));
             return report;
         }
     };

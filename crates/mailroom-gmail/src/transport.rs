@@ -15,7 +15,7 @@ use crate::error::{
 };
 use crate::http::{self, Reply};
 use crate::probe;
-use crate::token::{RefreshSource, RefreshTokenSource, TokenClient};
+use crate::token::{RefreshSource, RefreshTokenSource};
 
 /// The largest upload the Gmail API's media endpoint takes for `messages.send`: 35 MB.
 pub const MAX_UPLOAD_BYTES: usize = 35 * 1024 * 1024;
@@ -53,7 +53,7 @@ pub struct GmailTransport {
 }
 
 pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: mailroom_http::HttpClient,
     pub(crate) sender: Mailbox,
     pub(crate) send_url: url::Url,
     pub(crate) source: Arc<RefreshTokenSource>,
@@ -67,8 +67,8 @@ impl std::fmt::Debug for GmailTransport {
         f.debug_struct("GmailTransport")
             .field("sender", &self.inner.sender.email.to_string())
             .field("send_url", &self.inner.send_url.as_str())
-            .field("token_uri", &self.inner.source.client.token_uri.as_str())
-            .field("client_id", &self.inner.source.client.client_id)
+            .field("token_uri", &self.inner.source.client.endpoints().token.as_str())
+            .field("client_id", &self.inner.source.client.client_id())
             .finish_non_exhaustive()
     }
 }
@@ -127,16 +127,15 @@ impl GmailTransportBuilder {
                 ));
             }
         };
-        let source = Arc::new(RefreshTokenSource {
-            client: TokenClient {
-                http: token_http,
-                token_uri: self.config.token_uri.clone(),
-                client_id: self.config.client_id.clone(),
-                client_secret: self.config.client_secret.clone(),
-                timeout: self.config.timeout,
-            },
-            refresh,
-        });
+        let endpoints = mailroom_http::Endpoints::token_only(self.config.token_uri.clone());
+        let client = mailroom_http::OAuthClient::new(
+            token_http,
+            endpoints,
+            self.config.client_id.clone(),
+            Some(self.config.client_secret.clone()),
+        )
+        .reply_timeout(self.config.timeout);
+        let source = Arc::new(RefreshTokenSource { client, refresh });
         let timeout = self.config.timeout;
         Ok(GmailTransport {
             inner: Arc::new(Inner {
@@ -172,24 +171,18 @@ impl GmailTransport {
         GmailTransportBuilder { sender, config: config.clone(), upload_timeout: None, roots_pem: Vec::new() }
     }
 
-    /// One upload with `token`; the reply as read, or the transport failure.
-    async fn upload(&self, request: &reqwest::Request, token: &Secret) -> Result<Reply, GmailError> {
-        let mut request = request.try_clone().expect("an in-memory body can be cloned");
-        let mut bearer =
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                GmailError::Malformed {
-                    endpoint: Endpoint::Token,
-                    status: None,
-                    what: "the access token holds characters that cannot go in an HTTP header".into(),
-                }
-            })?;
-        bearer.set_sensitive(true);
-        request.headers_mut().insert(reqwest::header::AUTHORIZATION, bearer);
-        let url = self.inner.send_url.as_str();
-        match self.inner.http.execute(request).await {
-            Ok(response) => Ok(http::read_reply(response).await),
-            Err(error) => Err(http::classify(&error, Endpoint::Api, url, self.inner.upload_timeout, true)),
-        }
+    /// One upload of `body` with `token`; the reply as read, or the transport failure.
+    async fn upload(&self, body: Vec<u8>, token: &Secret, transcript: &mut Transcript) -> Result<Reply, GmailError> {
+        let what = format!("the message ({} bytes)", body.len());
+        let upload = http::Upload {
+            url: &self.inner.send_url,
+            token,
+            body,
+            what: &what,
+            timeout: self.inner.upload_timeout,
+            delivers: true,
+        };
+        http::post_message(&self.inner.http, upload, transcript).await
     }
 }
 
@@ -200,31 +193,17 @@ impl Transport for GmailTransport {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
-        let body = upload_body(message);
+        let mut body = upload_body(message);
         let mut transcript = Transcript::new();
         if body.len() > MAX_UPLOAD_BYTES {
             return Err(GmailError::TooLarge { size: body.len(), limit: MAX_UPLOAD_BYTES }.into_send_error(transcript));
         }
-        let size = body.len();
-        let request = self
-            .inner
-            .http
-            .post(self.inner.send_url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "message/rfc822")
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(self.inner.upload_timeout)
-            .body(body)
-            .build()
-            .map_err(|e| SendError::new(mailroom_core::ErrorKind::InvalidConfig, e.to_string()))?;
         let mut token = self.inner.tokens.token().await?;
         let mut refreshed = false;
         loop {
-            transcript.client(&format!(
-                "POST {} Content-Type: message/rfc822 ({size} bytes) Authorization: Bearer {}",
-                self.inner.send_url,
-                mailroom_core::REDACTED
-            ));
-            let reply = match self.upload(&request, &token).await {
+            // Only an upload that may be repeated (a token not yet refreshed) keeps a copy.
+            let payload = if refreshed { std::mem::take(&mut body) } else { body.clone() };
+            let reply = match self.upload(payload, &token, &mut transcript).await {
                 Ok(reply) => reply,
                 Err(error) => {
                     transcript.note(&error.to_string());
@@ -274,13 +253,8 @@ pub(crate) fn interpret(
     let body = match reply.body {
         Ok(body) => body,
         Err(cut) if (200..300).contains(&status) => {
-            let what = format!(
-                "Gmail answered {status} (accepted) but the reply was cut off ({cut}): the message was probably sent"
-            );
-            return Err((
-                GmailError::Malformed { endpoint: Endpoint::Api, status: Some(status), what },
-                "(cut off)".into(),
-            ));
+            let what = format!("the reply was cut off ({cut})");
+            return Err((GmailError::AcceptedUnconfirmed { status, what }, "(cut off)".into()));
         }
         Err(cut) => format!("(reply body cut off: {cut})").into_bytes(),
     };
@@ -292,10 +266,8 @@ pub(crate) fn interpret(
         return match id {
             Some(id) => Ok((id, shown)),
             None => {
-                let what = format!(
-                    "Gmail answered {status} (accepted) without a message id, so the message was probably sent; the reply was: {shown}"
-                );
-                Err((GmailError::Malformed { endpoint: Endpoint::Api, status: Some(status), what }, shown))
+                let what = format!("its reply holds no message id: {shown}");
+                Err((GmailError::AcceptedUnconfirmed { status, what }, shown))
             }
         };
     }
@@ -379,7 +351,9 @@ fn mentions(fields: &str, address: &str) -> bool {
         if before_ok && after_ok {
             return true;
         }
-        from = start + 1;
+        // The next search starts after this match's first character, not its first byte: a
+        // byte step could land inside a multi-byte character and the slice would panic.
+        from = start + fields[start..].chars().next().map_or(1, char::len_utf8);
     }
     false
 }
@@ -440,7 +414,6 @@ mod tests {
                 let _ = error.into_send_error(Transcript::new()).report();
             }
             let _ = crate::error::TokenErrorBody::parse(&body);
-            let _ = crate::token::parse_grant(&body);
         }
 
         /// The upload carries the whole message, so an error reply to it is automatically
@@ -498,8 +471,7 @@ mod tests {
                 if let Err((error, _)) = interpret(reply(status, body.clone(), Some(message.clone())), SystemTime::now(), &[]) {
                     let _ = error.into_send_error(Transcript::new()).remediation();
                 }
-                let _ = crate::token::parse_grant(&body);
-                let _ = crate::error::retry_after_in_message(&message, SystemTime::now());
+                    let _ = crate::error::retry_after_in_message(&message, SystemTime::now());
             }
         }
     }
@@ -516,5 +488,19 @@ mod tests {
             endpoint_url(&base, SEND_PATH, None).as_str(),
             "https://gmail.googleapis.com/upload/gmail/v1/users/me/messages/send"
         );
+    }
+}
+
+#[cfg(test)]
+mod mentions_tests {
+    use super::*;
+
+    /// Issue 10 #2: a match that is not a whole address used to step one byte on and slice
+    /// inside a multi-byte character.
+    #[test]
+    fn a_non_ascii_recipient_inside_a_longer_address_does_not_panic() {
+        assert!(!mentions("\nüser@example.com.evil", "üser@example.com"));
+        assert!(mentions("\nüser@example.com.evil, üser@example.com", "üser@example.com"));
+        assert!(!mentions("\nééé", "é"));
     }
 }

@@ -45,7 +45,7 @@ async fn the_consent_url_asks_for_offline_send_access_with_pkce_and_state() {
     let q = query(url);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], CLIENT_ID);
-    assert_eq!(q["scope"], GMAIL_SEND_SCOPE);
+    assert_eq!(q["scope"], format!("openid email {GMAIL_SEND_SCOPE}"), "the account is learned too (issue 8)");
     assert_eq!(q["access_type"], "offline");
     assert_eq!(q["prompt"], "consent");
     assert_eq!(q["code_challenge_method"], "S256");
@@ -271,4 +271,85 @@ async fn a_grant_without_refresh_token_is_reported() {
     browser_returns(redirect, format!("state={state}&code=x")).await;
     let error = waiting.await.unwrap().unwrap_err();
     assert!(matches!(error, ConnectError::NoRefreshToken), "{error}");
+}
+
+/// An `id_token` (unsigned test JWT) naming `email`.
+fn id_token(email: &str) -> String {
+    let encode = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.sig",
+        encode(serde_json::json!({"alg":"RS256"})),
+        encode(serde_json::json!({"email": email, "email_verified": true}))
+    )
+}
+
+async fn exchange_answering(body: serde_json::Value) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Issue 8: connect learns the signed-in account (`openid email`) and refuses one that is
+/// not the Company Email address (Gmail would silently rewrite the From); nothing is stored.
+#[tokio::test]
+async fn the_consent_learns_the_account_and_refuses_another_one() {
+    for (signed_in, accepted) in [("ERP@company.com", true), ("someone.else@gmail.com", false)] {
+        let mut body = json("token_code_exchanged.json");
+        body["scope"] = format!("openid https://www.googleapis.com/auth/userinfo.email {GMAIL_SEND_SCOPE}").into();
+        body["id_token"] = id_token(signed_in).into();
+        let server = exchange_answering(body).await;
+        let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), Some("erp@company.com")).await.unwrap();
+        let q = query(flow.authorize_url());
+        let scopes: Vec<&str> = q["scope"].split(' ').collect();
+        assert!(
+            scopes.contains(&"openid") && scopes.contains(&"email") && scopes.contains(&GMAIL_SEND_SCOPE),
+            "{scopes:?}"
+        );
+        let redirect = flow.redirect_uri().to_owned();
+        let waiting = tokio::spawn(flow.finish(Duration::from_secs(10)));
+        browser_returns(redirect, format!("state={}&code=4%2Fcode", q["state"])).await;
+        let result = waiting.await.unwrap();
+        if accepted {
+            assert_eq!(result.unwrap().account.as_deref(), Some("ERP@company.com"));
+        } else {
+            let error = result.unwrap_err();
+            assert!(matches!(error, ConnectError::WrongAccount { .. }), "{error}");
+            let error = error.into_send_error();
+            assert_eq!((error.kind(), error.field()), (ErrorKind::SenderNotAllowed, Some("email_address")));
+            assert!(error.remediation().join(" ").contains("someone.else@gmail.com"));
+        }
+    }
+}
+
+/// Issue 10 #7: `invalid_grant` during the first consent means the code was reused or the
+/// PKCE verifier did not match, not that a stored refresh token expired.
+#[tokio::test]
+async fn invalid_grant_at_first_consent_gets_consent_advice() {
+    let server = token_endpoint(400, "token_invalid_grant_reused_code.json").await;
+    let flow = ConsentFlow::start(&config(&server.uri(), &server.uri()), None).await.unwrap();
+    let state = query(flow.authorize_url())["state"].clone();
+    let redirect = flow.redirect_uri().to_owned();
+    let waiting = tokio::spawn(flow.finish(Duration::from_secs(10)));
+    browser_returns(redirect, format!("state={state}&code=4%2Fused")).await;
+    let error = waiting.await.unwrap().unwrap_err().into_send_error();
+    let advice = error.remediation().join(" ");
+    assert!(!advice.contains("stored refresh token"), "{advice}");
+    assert!(advice.contains("once") && advice.contains("newest"), "{advice}");
+}
+
+/// Issue 10 #8: the loopback redirect only works for "Desktop app" OAuth clients; a consent
+/// that never comes back (Google refused the redirect) says so.
+#[tokio::test]
+async fn a_consent_that_never_comes_back_mentions_desktop_app_clients() {
+    let error = ConnectError::TimedOut(Duration::from_secs(300)).into_send_error();
+    let advice = error.remediation().join(" ");
+    assert!(advice.contains("Desktop app"), "{advice}");
+    let refused =
+        ConnectError::Denied { error: "invalid_request".into(), description: Some("redirect_uri_mismatch".into()) };
+    assert!(refused.into_send_error().remediation().join(" ").contains("Desktop app"));
 }

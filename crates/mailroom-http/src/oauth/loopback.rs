@@ -156,6 +156,22 @@ impl LoopbackConsent {
     /// wait goes on. Connections are read concurrently, each within a few seconds and never
     /// past the deadline, so a client that connects and sends nothing cannot hold the flow up.
     pub async fn finish(self, wait: Duration) -> Result<(Token, Transcript), ConsentError> {
+        self.finish_with(wait, |token, transcript| Ok::<_, std::convert::Infallible>((token, transcript))).await.map(
+            |accepted| match accepted {
+                Ok(done) => done,
+                Err(never) => match never {},
+            },
+        )
+    }
+
+    /// [`LoopbackConsent::finish`], with the caller's own check of the token (a granted
+    /// scope, the signed-in account) before the browser is told how it went: the page says
+    /// "connected" only when `accept` returns `Ok`.
+    pub async fn finish_with<T, E>(
+        self,
+        wait: Duration,
+        accept: impl FnOnce(Token, Transcript) -> Result<T, E>,
+    ) -> Result<Result<T, E>, ConsentError> {
         let now = tokio::time::Instant::now();
         let deadline = now.checked_add(wait).unwrap_or(now + Duration::from_secs(24 * 3600));
         let mut reading: JoinSet<(TcpStream, Option<String>)> = JoinSet::new();
@@ -197,17 +213,16 @@ impl LoopbackConsent {
                     let mut transcript = Transcript::new();
                     let result =
                         self.client.exchange_code(&code, &self.verifier, &self.redirect_uri, &mut transcript).await;
-                    match &result {
-                        Ok(_) => {
-                            respond(&mut stream, "200 OK", "mailroom is connected. You can close this window.").await
-                        }
-                        Err(_) => {
-                            respond(&mut stream, "200 OK", "Connecting failed. Details are in the terminal.").await;
-                        }
-                    }
-                    return result
-                        .map(|token| (token, transcript.clone()))
-                        .map_err(|error| ConsentError::Token { error, transcript });
+                    let outcome = match result {
+                        Ok(token) => Ok(accept(token, transcript)),
+                        Err(error) => Err(ConsentError::Token { error, transcript }),
+                    };
+                    let page = match &outcome {
+                        Ok(Ok(_)) => "mailroom is connected. You can close this window.",
+                        _ => "Connecting failed. Details are in the terminal.",
+                    };
+                    respond(&mut stream, "200 OK", page).await;
+                    return outcome;
                 }
             }
         }
