@@ -10,9 +10,11 @@
 //! - [`ConsentFlow`] is the OAuth2 installed-app loopback flow behind
 //!   `mailroom connect google`: consent URL with PKCE (S256) and `state`, a listener on
 //!   `127.0.0.1` that waits for the redirect carrying that `state` (stray requests are
-//!   answered and ignored), the code exchange, a check that the granted scope can send, and
-//!   the refresh token, which [`save_refresh_token`] writes to the config's `token_file`
-//!   (owner-only, through a fresh temporary file renamed into place).
+//!   answered and ignored), the code exchange, a check that the granted scope can send and
+//!   that the account that signed in (`openid email`) is the Company Email address, and the
+//!   refresh token, which [`save_refresh_token`] writes to the config's `token_file`
+//!   (owner-only, through a fresh temporary file renamed into place). The HTTP client, its
+//!   failure classification and the OAuth2 flows come from `mailroom-http`.
 //! - Every failure is a [`GmailError`] inside the driver and a classified
 //!   [`mailroom_core::SendError`] outside, naming the config field to change and keeping
 //!   Google's reply (HTTP status, reason, message). No secret (client secret, refresh token,
