@@ -157,7 +157,7 @@ async fn connect_google_stores_the_refresh_token_that_validate_then_uses() {
         }
     };
     let param = |name: &str| consent.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned());
-    assert_eq!(param("scope").as_deref(), Some("https://www.googleapis.com/auth/gmail.send"));
+    assert_eq!(param("scope").as_deref(), Some("openid email https://www.googleapis.com/auth/gmail.send"));
     assert_eq!(param("login_hint").as_deref(), Some("erp@company.com"));
     let redirect = url::Url::parse(&param("redirect_uri").unwrap()).unwrap();
     let state = param("state").unwrap();

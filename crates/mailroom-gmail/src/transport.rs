@@ -112,6 +112,7 @@ impl GmailTransportBuilder {
         // environment's proxy (see http::bypasses_proxy). Shared when both endpoints agree.
         let http = http::client_for(&self.config.api_base, self.config.timeout, &roots).map_err(setup_failed)?;
         let token_http = if http::bypasses_proxy(&self.config.token_uri) == http::bypasses_proxy(&self.config.api_base)
+            && self.config.token_uri.scheme() == self.config.api_base.scheme()
         {
             http.clone()
         } else {

@@ -143,8 +143,19 @@ impl<'a> Adapter<'a> {
             });
         }
         let mut response = http::Response::builder().status(reply.status);
+        // oauth2 refuses a success reply whose Content-Type is not application/json; the
+        // previous hand-written clients (and some proxies and test servers) judged the body
+        // instead. A body that is a JSON object is handed over as JSON, whatever its label.
+        let json_body = reply.is_success()
+            && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&reply.body).is_ok();
         for (name, value) in &reply.headers {
+            if json_body && name == reqwest::header::CONTENT_TYPE {
+                continue;
+            }
             response = response.header(name, value);
+        }
+        if json_body {
+            response = response.header(reqwest::header::CONTENT_TYPE, "application/json");
         }
         response.body(reply.body).map_err(|e| HttpError::new(Failure::NotHttp, &url, e.to_string()))
     }
