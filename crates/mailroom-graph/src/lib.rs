@@ -1,0 +1,13 @@
+//! Microsoft Graph driver: mail from the Company Email through Graph `sendMail` in MIME form, signed in as the app (client credentials) or as the account (refresh token).
+//!
+//! This is the way that keeps working for Microsoft 365 after Exchange Online blocked EWS
+//! (October 2026) and switched off SMTP basic authentication. Every identity-platform
+//! (`AADSTS…`) and Graph (`error.code`) error is classified into core's kinds by
+//! [`GraphError::classify`], with the field to change and the Entra admin-centre step.
+
+mod error;
+
+pub use error::{
+    ApiError, Context, GraphError, IdentityError, MAX_RETRY_AFTER, Resource, Step, classify_api, classify_identity,
+    retry_after_seconds,
+};
