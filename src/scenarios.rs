@@ -1,6 +1,7 @@
 //! The scenario catalogue runner: starts each entry's fake server (SMTP, or an EWS / Google endpoint on loopback HTTP), writes a config for it, runs the validate flow and compares the classified error with the expectation.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailroom_core::config::LoadedConfig;
@@ -50,6 +51,9 @@ pub struct Scenario {
     /// Bounded by `timeout_secs` rather than the 2 s budget.
     #[serde(default)]
     pub slow: bool,
+    /// Text the remediation must contain (e.g. the way out of a dead end).
+    #[serde(default)]
+    pub remediation_contains: Option<String>,
 }
 
 /// Which server a scenario talks to.
@@ -196,6 +200,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// The error's detail or a setup failure.
     pub detail: String,
+    /// The error's remediation steps, joined by newlines.
+    pub remediation: String,
 }
 
 impl Outcome {
@@ -206,6 +212,7 @@ impl Outcome {
         self.kind == expected.kind
             && (expected.kind == "ok" || self.field == expected.field)
             && self.documented_error == expected.documented_error
+            && expected.remediation_contains.as_ref().is_none_or(|needle| self.remediation.contains(needle.as_str()))
             && in_budget
     }
 }
@@ -254,6 +261,7 @@ fn fault(name: &str) -> Result<Fault, String> {
         "bad_password" => Fault::BadPassword,
         "app_password_required" => Fault::AppPasswordRequired,
         "smtp_auth_disabled" => Fault::SmtpAuthDisabled,
+        "basic_auth_retired" => Fault::BasicAuthRetired,
         "starttls_required" => Fault::StartTlsRequired,
         "sender_not_allowed" => Fault::SenderNotAllowed,
         "send_as_denied" => Fault::SendAsDenied,
@@ -437,6 +445,7 @@ pub async fn run(scenario: &Scenario, workdir: &Path) -> Outcome {
         documented_error: error.and_then(SendError::documented_error).map(|d| d.as_str().to_owned()),
         elapsed,
         detail,
+        remediation: error.map(|e| e.remediation().join("\n")).unwrap_or_default(),
     };
     let started = match start(&scenario.server).await {
         Ok(started) => started,
@@ -481,9 +490,13 @@ async fn send_test_mail(config: &CompanyEmail, text: &str, to: Option<Mailbox>) 
         let validated = mailroom::validate(transport.as_ref(), config, text, to).await?;
         return Ok(validated.receipt().message_id.clone());
     };
-    let transport = SmtpTransport::builder(config.sender.clone(), smtp).resolver(hermetic_resolver()).build()?;
-    let validated = mailroom::validate(&transport as &dyn Transport, config, text, to).await?;
+    let transport =
+        Arc::new(SmtpTransport::builder(config.sender.clone(), smtp).resolver(hermetic_resolver()).build()?);
+    // The same layer transport_for puts around the driver: the dead ends name the way out.
+    let layered = mailroom::WayOutLayer::new(transport.clone(), config.clone());
+    let validated = mailroom::validate(&layered as &dyn Transport, config, text, to).await;
     transport.close().await;
+    let validated = validated?;
     Ok(validated.receipt().message_id.clone())
 }
 
@@ -502,6 +515,7 @@ pub async fn run_all(scenarios: &[Scenario]) -> Vec<Outcome> {
                 documented_error: None,
                 elapsed: limit,
                 detail: format!("no result within {limit:?}"),
+                remediation: String::new(),
             },
         };
         outcomes.push(outcome);

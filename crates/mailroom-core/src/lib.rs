@@ -19,6 +19,7 @@ mod token;
 mod transcript;
 mod transport;
 pub mod trust;
+mod way_out;
 
 pub use config::{CompanyEmail, ServiceConfig, SmtpConfig, TlsMode};
 pub use error::{DocumentedError, ErrorKind, ErrorReport, Retry, SendError, ServerReply, ServiceKind};
@@ -30,6 +31,7 @@ pub use secret::{REDACTED, Secret};
 pub use token::{AccessToken, TokenCache, TokenSource};
 pub use transcript::{Direction, Transcript, TranscriptLine};
 pub use transport::{ProbeReport, ProbeStep, SendReceipt, StepOutcome, Suggestion, Transport};
+pub use way_out::add_way_out;
 
 pub use lettre::Address;
 /// Re-exported so users build senders and recipients with the same types.

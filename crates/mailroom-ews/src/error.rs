@@ -649,6 +649,7 @@ fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, d
     let error = match status {
         403..=405 if at == At::Token => SendError::new(ErrorKind::Protocol, format!("{detail}: is the token endpoint right?")),
         403 => SendError::new(ErrorKind::AuthDisabled, format!("{detail}: EWS access is blocked for this account or application"))
+            .with_field("exchange.auth")
             .with_hint("Exchange refuses EWS for this mailbox or app: an administrator must allow it (Set-CASMailbox -EwsEnabled $true, Set-OrganizationConfig -EwsEnabled $true, or the EWS application access policy). Exchange Online turns EWS off from October 2026; plan a move to Email Services."),
         404 | 405 => SendError::new(ErrorKind::Protocol, format!("{detail}: no EWS endpoint at this address"))
             .with_field("exchange.uri")

@@ -54,7 +54,11 @@ fn expired_client_secret_says_create_a_new_one_with_the_date_when_given() {
     let dated = br#"{"error":"invalid_client","error_description":"AADSTS7000222: The provided client secret keys for app 'x' are expired on 2026-11-30. Visit the Azure portal.","error_codes":[7000222]}"#;
     let error = GraphError::Identity(IdentityError::from_body(401, dated, None).unwrap())
         .classify(&context(MicrosoftAuth::Application));
-    assert!(advice(&error).starts_with("The client secret expired on 2026-11-30: create a new one"), "{}", advice(&error));
+    assert!(
+        advice(&error).starts_with("The client secret expired on 2026-11-30: create a new one"),
+        "{}",
+        advice(&error)
+    );
 }
 
 #[test]
@@ -72,7 +76,8 @@ fn missing_consent_says_grant_admin_consent_for_the_permission() {
     let error = token(400, "token_65001_consent_required.json", MicrosoftAuth::Application);
     assert_eq!(error.kind(), ErrorKind::PermissionDenied);
     assert!(advice(&error).contains("Grant admin consent for Mail.Send"), "{}", advice(&error));
-    let smtp = Context { section: "web_mail.oauth", resource: Resource::OutlookSmtp, ..context(MicrosoftAuth::Application) };
+    let smtp =
+        Context { section: "web_mail.oauth", resource: Resource::OutlookSmtp, ..context(MicrosoftAuth::Application) };
     let identity = IdentityError::from_body(400, &fixture("token_65001_consent_required.json"), None).unwrap();
     let error = GraphError::Identity(identity).classify(&smtp);
     assert_eq!(error.field(), Some("web_mail.oauth.client_id"));
@@ -144,7 +149,10 @@ fn throttling_carries_the_hint_and_a_504_after_the_message_is_delivery_unknown()
     let app = graph(Step::SendMail, 429, "graph_429_application_throttled.json", None);
     assert_eq!(app.retry(), Retry::Temporary { after: None });
     let unhealthy = graph(Step::SendMail, 503, "graph_503_unhealthy.json", Some(Duration::from_secs(5)));
-    assert_eq!((unhealthy.kind(), unhealthy.retry()), (ErrorKind::ServiceUnavailable, Retry::Temporary { after: Some(Duration::from_secs(5)) }));
+    assert_eq!(
+        (unhealthy.kind(), unhealthy.retry()),
+        (ErrorKind::ServiceUnavailable, Retry::Temporary { after: Some(Duration::from_secs(5)) })
+    );
     let gateway = GraphError::Api { step: Step::SendMail, error: ApiError::from_body(504, b"", None) }
         .classify(&context(MicrosoftAuth::Application));
     assert_eq!(gateway.kind(), ErrorKind::DeliveryUnknown);
@@ -156,7 +164,9 @@ fn throttling_carries_the_hint_and_a_504_after_the_message_is_delivery_unknown()
 
 #[test]
 fn retry_after_is_bounded_and_never_panics() {
-    for value in ["", "x", "-3", "NaN", "inf", "1e400", "Wed, 21 Oct 2015 07:28:00 GMT", "18446744073709551616", "0.0001"] {
+    for value in
+        ["", "x", "-3", "NaN", "inf", "1e400", "Wed, 21 Oct 2015 07:28:00 GMT", "18446744073709551616", "0.0001"]
+    {
         if let Some(delay) = mailroom_graph::retry_after_seconds(value) {
             assert!(delay <= mailroom_graph::MAX_RETRY_AFTER, "{value}");
         }

@@ -409,6 +409,9 @@ fn classify_reply(step: Step, reply: &Reply, context: &Context, detail: String) 
         || has_any(&text, &["basic authentication is disabled", "smtpclientauthentication is disabled"])
     {
         (ErrorKind::AuthDisabled, Some("web_mail.username"))
+    } else if enhanced == "5.7.30" || text.contains("basic authentication is not supported") {
+        // Microsoft 365 from December 2026: passwords are refused, XOAUTH2 is not.
+        (ErrorKind::AuthDisabled, Some("web_mail.auth"))
     } else if code == 534 || enhanced == "5.7.9" || text.contains("application-specific password") {
         (ErrorKind::AppPasswordRequired, Some("web_mail.password"))
     } else if code == 538
@@ -517,6 +520,13 @@ mod tests {
                 &["5.7.139 Authentication unsuccessful, basic authentication is disabled. [x]"],
                 ErrorKind::AuthDisabled,
                 Some("web_mail.username"),
+            ),
+            (
+                Step::Auth,
+                550,
+                &["5.7.30 Basic authentication is not supported for Client Submission. [x]"],
+                ErrorKind::AuthDisabled,
+                Some("web_mail.auth"),
             ),
             (
                 Step::Mail,

@@ -34,11 +34,15 @@ pub enum Fault {
     SendAsDenied,
     /// XOAUTH2 tokens are rejected (Gmail: `334 <base64 error>`, then `535-5.7.8` after the client's empty line).
     OAuthTokenRejected,
+    /// Password AUTH (basic authentication) gets O365's `550 5.7.30 Basic authentication is not
+    /// supported for Client Submission.`; XOAUTH2 still works, as on Microsoft 365 from
+    /// December 2026.
+    BasicAuthRetired,
 }
 
 impl Fault {
     /// Every fault, the happy path first.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::None,
         Fault::BadPassword,
         Fault::AppPasswordRequired,
@@ -47,6 +51,7 @@ impl Fault {
         Fault::SenderNotAllowed,
         Fault::SendAsDenied,
         Fault::OAuthTokenRejected,
+        Fault::BasicAuthRetired,
     ];
 
     /// The fixture reply this fault needs (beyond the persona's base replies).
@@ -59,6 +64,7 @@ impl Fault {
             Fault::StartTlsRequired => Some("tls_required"),
             Fault::SenderNotAllowed => Some("sender_not_allowed"),
             Fault::SendAsDenied => Some("send_as_denied"),
+            Fault::BasicAuthRetired => Some("basic_auth_retired"),
         }
     }
 }
@@ -107,7 +113,7 @@ const BASE_REPLIES: [&str; 9] = [
     "quit",
 ];
 
-const KNOWN_REPLIES: [&str; 16] = [
+const KNOWN_REPLIES: [&str; 17] = [
     "greeting",
     "starttls_ready",
     "tls_required",
@@ -116,6 +122,7 @@ const KNOWN_REPLIES: [&str; 16] = [
     "bad_credentials",
     "app_password_required",
     "smtp_auth_disabled",
+    "basic_auth_retired",
     "xoauth2_error_challenge",
     "unrecognized_mechanism",
     "mail_ok",
@@ -341,6 +348,7 @@ impl Persona {
             Fault::BadPassword => builder.auth_reply(self.required("bad_credentials")),
             Fault::AppPasswordRequired => builder.auth_reply(self.required("app_password_required")),
             Fault::SmtpAuthDisabled => builder.auth_reply(self.required("smtp_auth_disabled")),
+            Fault::BasicAuthRetired => builder.password_auth_reply(self.required("basic_auth_retired")),
             Fault::SenderNotAllowed => builder.mail_reply(self.required("sender_not_allowed")),
             Fault::SendAsDenied => builder.end_of_data_reply(self.required(SEND_AS_DENIED)),
         };
@@ -376,6 +384,8 @@ mod tests {
         assert!(!gmail.supports(Fault::SenderNotAllowed));
         assert!(o365.supports(Fault::SmtpAuthDisabled));
         assert!(o365.supports(Fault::SendAsDenied));
+        assert!(o365.supports(Fault::BasicAuthRetired));
+        assert!(!gmail.supports(Fault::BasicAuthRetired));
         assert!(!o365.supports(Fault::AppPasswordRequired));
         assert!(!Persona::gmail_465().supports(Fault::StartTlsRequired));
         let error = Persona::gmail_587().fault(Fault::SmtpAuthDisabled).builder().unwrap_err();

@@ -89,6 +89,7 @@ struct Script {
     auth_success: Reply,
     auth_failure: Reply,
     auth_reply: Option<Reply>,
+    password_auth_reply: Option<Reply>,
     mechanism_replies: HashMap<String, Reply>,
     xoauth2_error_challenge: Option<String>,
     unrecognized_mechanism: Reply,
@@ -132,6 +133,7 @@ impl Default for ScriptedSmtpServerBuilder {
                 auth_success: Reply::line(235, "2.7.0 Authentication successful"),
                 auth_failure: Reply::line(535, "5.7.8 Authentication credentials invalid"),
                 auth_reply: None,
+                password_auth_reply: None,
                 mechanism_replies: HashMap::new(),
                 xoauth2_error_challenge: None,
                 unrecognized_mechanism: Reply::line(504, "5.7.4 Unrecognized authentication type"),
@@ -245,6 +247,13 @@ impl ScriptedSmtpServerBuilder {
     /// Ends every AUTH exchange with this reply after reading the credentials, whatever they are.
     pub fn auth_reply(mut self, reply: Reply) -> Self {
         self.script.auth_reply = Some(reply);
+        self
+    }
+
+    /// Ends every password AUTH (PLAIN, LOGIN) with this reply after reading the credentials;
+    /// XOAUTH2 goes on as usual (Microsoft 365's `550 5.7.30` for basic authentication).
+    pub fn password_auth_reply(mut self, reply: Reply) -> Self {
+        self.script.password_auth_reply = Some(reply);
         self
     }
 
@@ -946,7 +955,11 @@ impl Session {
             }
             Credentials::Unsupported => None,
         };
-        let final_reply = match (&self.script().auth_reply, &valid_user) {
+        let password_reply = match &credentials {
+            Credentials::Password { .. } => self.script().password_auth_reply.clone(),
+            _ => None,
+        };
+        let final_reply = match (self.script().auth_reply.as_ref().or(password_reply.as_ref()), &valid_user) {
             (Some(scripted), _) => scripted.clone(),
             (None, Some(_)) => self.script().auth_success.clone(),
             (None, None) => self.script().auth_failure.clone(),

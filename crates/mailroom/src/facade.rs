@@ -154,7 +154,7 @@ fn issue(field: &'static str, message: String) -> ConfigIssue {
 /// means the driver refused the config (e.g. an unreadable `ca_file`, or NTLM for Exchange).
 pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendError> {
     let sender = config.sender.clone();
-    Ok(match &config.service {
+    let driver: Arc<dyn Transport> = match &config.service {
         ServiceConfig::WebMail(smtp) if smtp.oauth.is_some() => {
             return Err(SendError::invalid_config(
                 "web_mail.auth",
@@ -170,7 +170,8 @@ pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendEr
         }
         ServiceConfig::Exchange(ews) => Arc::new(mailroom_ews::EwsTransport::new(sender, ews)?),
         ServiceConfig::EmailServices(gmail) => Arc::new(mailroom_gmail::GmailTransport::new(sender, gmail)?),
-    })
+    };
+    Ok(Arc::new(crate::layers::WayOutLayer::new(driver, config.clone())))
 }
 
 /// The test mail `validate` sends: from the Company Email to `to` (default: the sender itself).

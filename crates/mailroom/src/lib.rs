@@ -12,7 +12,7 @@ pub use facade::{
     LoadError, ValidatedConfig, load_config_file, load_config_file_with_text, load_config_text, load_sender_file,
     test_message, transport_for, validate,
 };
-pub use layers::{ConcurrencyLimit, RetryLayer};
+pub use layers::{ConcurrencyLimit, RetryLayer, WayOutLayer};
 pub use secrets::{SecretsFileError, format_secrets, parse_secrets, read_secrets_file, secrets_path_for};
 
 /// The README's example, compiled as a doctest.
