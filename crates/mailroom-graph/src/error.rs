@@ -88,7 +88,7 @@ impl Context {
         }
     }
 
-    fn field(&self, key: &str) -> &'static str {
+    pub(crate) fn field(&self, key: &str) -> &'static str {
         mailroom_core::config::FIELDS
             .iter()
             .copied()

@@ -5,7 +5,15 @@
 //! (`AADSTS…`) and Graph (`error.code`) error is classified into core's kinds by
 //! [`GraphError::classify`], with the field to change and the Entra admin-centre step.
 
+mod bcc;
 mod error;
+mod token;
+mod transport;
+
+pub use token::{
+    classify_token_failure, identity_error, load_refresh_token, oauth_client, save_refresh_token, scopes, token_source,
+};
+pub use transport::{GraphTransport, MAX_REQUEST_BYTES};
 
 pub use error::{
     ApiError, Context, GraphError, IdentityError, MAX_RETRY_AFTER, Resource, Step, classify_api, classify_identity,

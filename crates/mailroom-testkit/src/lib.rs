@@ -35,6 +35,7 @@ mod capture;
 mod conn;
 mod fake;
 mod host;
+mod microsoft;
 mod persona;
 mod reply;
 mod scripted;
@@ -46,6 +47,7 @@ use std::time::Duration;
 pub use capture::{CapturedMessage, ParsedAddress, ParsedAttachment, ParsedMessage};
 pub use conn::Limits;
 pub use fake::{FakeSmtpServer, FakeSmtpServerBuilder};
+pub use microsoft::{MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture};
 pub use persona::{Fault, Persona};
 pub use reply::Reply;
 pub use scripted::{

@@ -1,0 +1,380 @@
+//! A mocked Microsoft 365 on wiremock: the identity platform's token and device-code endpoints and Graph's `sendMail` and mailbox, answering with the captured replies of `fixtures/microsoft` (each with its source in SOURCES.md).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+macro_rules! fixtures {
+    ($($name:literal),* $(,)?) => {
+        /// Every fixture by file name.
+        const FIXTURES: &[(&str, &str)] = &[$(($name, include_str!(concat!("../fixtures/microsoft/", $name)))),*];
+    };
+}
+
+fixtures!(
+    "token_client_credentials.json",
+    "token_refreshed.json",
+    "token_7000215_invalid_secret.json",
+    "token_7000222_expired_secret.json",
+    "token_700016_unknown_app.json",
+    "token_90002_unknown_tenant.json",
+    "token_65001_consent_required.json",
+    "token_700082_refresh_expired.json",
+    "graph_401_invalid_token.json",
+    "graph_401_invalid_audience.json",
+    "graph_403_access_denied.json",
+    "graph_403_access_policy.json",
+    "graph_403_send_as_denied.json",
+    "graph_404_mailbox_not_enabled.json",
+    "graph_404_resource_not_found.json",
+    "graph_400_me_with_app_token.json",
+    "graph_400_invalid_mime.json",
+    "graph_400_invalid_recipients.json",
+    "graph_413_too_large.json",
+    "graph_429_throttled.json",
+    "graph_429_application_throttled.json",
+    "graph_503_unhealthy.json",
+    "graph_sent_items.json",
+);
+
+/// A captured reply body of `fixtures/microsoft` by file name.
+///
+/// ```
+/// assert!(mailroom_testkit::microsoft_fixture("token_7000215_invalid_secret.json").unwrap().contains("AADSTS7000215"));
+/// ```
+pub fn microsoft_fixture(name: &str) -> Option<&'static str> {
+    FIXTURES.iter().find(|(file, _)| *file == name).map(|(_, body)| *body)
+}
+
+/// A scripted failure: every matching request gets `status` with the fixture's body.
+#[derive(Clone, Debug)]
+pub struct MicrosoftFault {
+    /// HTTP status.
+    pub status: u16,
+    /// A fixture file name (`token_…json`, `graph_…json`), or `None` for an empty body.
+    pub fixture: Option<&'static str>,
+    /// A `Retry-After` header to send.
+    pub retry_after: Option<&'static str>,
+    /// How many requests get it (then the happy path resumes); `None` for all.
+    pub times: Option<usize>,
+}
+
+impl MicrosoftFault {
+    /// Every request gets `status` with `fixture`.
+    pub fn always(status: u16, fixture: &'static str) -> MicrosoftFault {
+        MicrosoftFault { status, fixture: Some(fixture), retry_after: None, times: None }
+    }
+}
+
+/// The app registration and mailbox the mock knows.
+#[derive(Clone, Debug)]
+pub struct MicrosoftTenant {
+    /// Tenant in the URL path (`company.onmicrosoft.com`).
+    pub tenant: String,
+    /// Application (client) ID.
+    pub client_id: String,
+    /// The client secret it accepts (confidential client), or `None` (public client).
+    pub client_secret: Option<String>,
+    /// The Company Email mailbox.
+    pub mailbox: String,
+    /// A refresh token it accepts for `mailbox` (delegated).
+    pub refresh_token: String,
+}
+
+impl MicrosoftTenant {
+    /// The defaults the e2e tests use: `company.onmicrosoft.com`, a GUID client ID, secret
+    /// `right-secret`, mailbox `erp@company.com`, refresh token `right-refresh-token`.
+    pub fn company() -> MicrosoftTenant {
+        MicrosoftTenant {
+            tenant: "company.onmicrosoft.com".into(),
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            client_secret: Some("right-secret".into()),
+            mailbox: "erp@company.com".into(),
+            refresh_token: "right-refresh-token".into(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    graph_tokens: HashSet<String>,
+    outlook_tokens: HashSet<String>,
+    delegated_tokens: HashSet<String>,
+    refresh_tokens: HashMap<String, String>,
+    issued: usize,
+    token_fault: Option<MicrosoftFault>,
+    graph_fault: Option<MicrosoftFault>,
+    sent: Vec<Vec<u8>>,
+    token_requests: Vec<HashMap<String, String>>,
+}
+
+/// The identity platform and Graph of one tenant on a loopback port.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use mailroom_testkit::{MicrosoftTenant, MockMicrosoft365};
+/// let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
+/// assert!(mock.uri().starts_with("http://127.0.0.1:"));
+/// assert!(mock.sent().is_empty());
+/// # }
+/// ```
+pub struct MockMicrosoft365 {
+    server: MockServer,
+    tenant: MicrosoftTenant,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for MockMicrosoft365 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockMicrosoft365").field("uri", &self.server.uri()).finish_non_exhaustive()
+    }
+}
+
+impl MockMicrosoft365 {
+    /// Starts the mock for `tenant`.
+    pub async fn start(tenant: MicrosoftTenant) -> MockMicrosoft365 {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(State::default()));
+        state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .refresh_tokens
+            .insert(tenant.refresh_token.clone(), tenant.mailbox.clone());
+        let responder = Responder { tenant: tenant.clone(), state: state.clone() };
+        let base = format!("/{}/oauth2/v2.0", tenant.tenant);
+        Mock::given(method("POST")).and(path(format!("{base}/token"))).respond_with(responder.clone()).mount(&server).await;
+        Mock::given(method("POST"))
+            .and(path(format!("{base}/devicecode")))
+            .respond_with(responder.clone())
+            .mount(&server)
+            .await;
+        Mock::given(path_regex("^/v1\\.0/")).respond_with(responder).mount(&server).await;
+        MockMicrosoft365 { server, tenant, state }
+    }
+
+    /// `http://127.0.0.1:PORT`: both the authority and the Graph API base.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The tenant it plays.
+    pub fn tenant(&self) -> &MicrosoftTenant {
+        &self.tenant
+    }
+
+    /// Makes the token endpoint answer `fault`.
+    pub fn token_fault(&self, fault: MicrosoftFault) {
+        self.state().token_fault = Some(fault);
+    }
+
+    /// Makes Graph answer `fault`.
+    pub fn graph_fault(&self, fault: MicrosoftFault) {
+        self.state().graph_fault = Some(fault);
+    }
+
+    /// The MIME messages Graph accepted (base64 decoded), in order.
+    pub fn sent(&self) -> Vec<Vec<u8>> {
+        self.state().sent.clone()
+    }
+
+    /// The form fields of every token request, in order.
+    pub fn token_requests(&self) -> Vec<HashMap<String, String>> {
+        self.state().token_requests.clone()
+    }
+
+    /// Every request the server received.
+    pub async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The authorization code the mock exchanges for tokens of `account` (the test plays the
+    /// browser: it sends this code to the loopback redirect).
+    pub fn code_for(account: &str) -> String {
+        format!("code.{account}")
+    }
+}
+
+#[derive(Clone)]
+struct Responder {
+    tenant: MicrosoftTenant,
+    state: Arc<Mutex<State>>,
+}
+
+fn json(status: u16, body: &str) -> ResponseTemplate {
+    // set_body_string would set text/plain over any content-type set before it.
+    ResponseTemplate::new(status).set_body_raw(body.as_bytes().to_vec(), "application/json; charset=utf-8")
+}
+
+fn fixture(status: u16, name: &str) -> ResponseTemplate {
+    json(status, microsoft_fixture(name).unwrap_or("{}"))
+}
+
+/// An unsigned JWT carrying the account's `email` and `preferred_username` (the shape of an id_token).
+fn id_token(account: &str) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = engine.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = engine.encode(serde_json::json!({"email": account, "preferred_username": account, "sub": "mock"}).to_string());
+    format!("{header}.{claims}.")
+}
+
+impl Responder {
+    fn fault(slot: &mut Option<MicrosoftFault>) -> Option<ResponseTemplate> {
+        let fault = slot.clone()?;
+        match fault.times {
+            Some(0) => {
+                *slot = None;
+                return None;
+            }
+            Some(n) => slot.as_mut().map(|f| f.times = Some(n - 1)).unwrap_or(()),
+            None => {}
+        }
+        let mut reply = match fault.fixture {
+            Some(name) => fixture(fault.status, name),
+            None => ResponseTemplate::new(fault.status),
+        };
+        if let Some(after) = fault.retry_after {
+            reply = reply.insert_header("retry-after", after);
+        }
+        Some(reply)
+    }
+
+    fn token(&self, request: &Request, state: &mut State) -> ResponseTemplate {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+        state.token_requests.push(form.clone());
+        if let Some(reply) = Self::fault(&mut state.token_fault) {
+            return reply;
+        }
+        let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+        if request.url.path().ends_with("/devicecode") {
+            return json(
+                200,
+                &serde_json::json!({"device_code": "device-code-1", "user_code": "ABCD-EFGH", "verification_uri": "https://microsoft.com/devicelogin", "expires_in": 900, "interval": 1, "message": "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ABCD-EFGH to authenticate."}).to_string(),
+            );
+        }
+        if field("client_id") != self.tenant.client_id {
+            return fixture(400, "token_700016_unknown_app.json");
+        }
+        let secret = form.get("client_secret");
+        let grant = field("grant_type");
+        let secret_ok = match (&self.tenant.client_secret, secret) {
+            (Some(expected), Some(given)) => expected == given,
+            (Some(_), None) => grant != "client_credentials",
+            (None, _) => true,
+        };
+        if !secret_ok {
+            return fixture(401, "token_7000215_invalid_secret.json");
+        }
+        let scope = field("scope");
+        let outlook = scope.contains("outlook.office365.com");
+        state.issued += 1;
+        let access = format!("mock-access-{}-{}", if outlook { "outlook" } else { "graph" }, state.issued);
+        let account = match grant {
+            "client_credentials" => {
+                if !scope.ends_with("/.default") {
+                    return json(400, r#"{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).","error_codes":[1002012]}"#);
+                }
+                if outlook { state.outlook_tokens.insert(access.clone()) } else { state.graph_tokens.insert(access.clone()) };
+                let body = microsoft_fixture("token_client_credentials.json").unwrap_or("{}");
+                let mut value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                value["access_token"] = serde_json::Value::String(access);
+                return json(200, &value.to_string());
+            }
+            "refresh_token" => match state.refresh_tokens.get(field("refresh_token")) {
+                Some(account) => account.clone(),
+                None => return fixture(400, "token_700082_refresh_expired.json"),
+            },
+            "authorization_code" => {
+                if field("code_verifier").is_empty() {
+                    return json(400, r#"{"error":"invalid_grant","error_description":"AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.","error_codes":[501481]}"#);
+                }
+                match field("code").strip_prefix("code.") {
+                    Some(account) => account.to_owned(),
+                    None => return fixture(400, "token_700082_refresh_expired.json"),
+                }
+            }
+            "urn:ietf:params:oauth:grant-type:device_code" => self.tenant.mailbox.clone(),
+            _ => return json(400, r#"{"error":"unsupported_grant_type","error_description":"AADSTS70003: The app requested an unsupported grant type.","error_codes":[70003]}"#),
+        };
+        if outlook { state.outlook_tokens.insert(access.clone()) } else { state.delegated_tokens.insert(access.clone()) };
+        let refresh = format!("mock-refresh-{}", state.issued);
+        state.refresh_tokens.insert(refresh.clone(), account.clone());
+        let body = microsoft_fixture("token_refreshed.json").unwrap_or("{}");
+        let mut value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        value["access_token"] = serde_json::Value::String(access);
+        value["refresh_token"] = serde_json::Value::String(refresh);
+        value["scope"] = serde_json::Value::String(scope.to_owned());
+        if scope.split(' ').any(|s| s == "openid") {
+            value["id_token"] = serde_json::Value::String(id_token(&account));
+        }
+        json(200, &value.to_string())
+    }
+
+    fn graph(&self, request: &Request, state: &mut State) -> ResponseTemplate {
+        let token = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let delegated = state.delegated_tokens.contains(&token);
+        if state.outlook_tokens.contains(&token) {
+            return fixture(401, "graph_401_invalid_audience.json");
+        }
+        if !delegated && !state.graph_tokens.contains(&token) {
+            return fixture(401, "graph_401_invalid_token.json");
+        }
+        let path = request.url.path().to_owned();
+        let me = path.starts_with("/v1.0/me/");
+        if me && !delegated {
+            return fixture(400, "graph_400_me_with_app_token.json");
+        }
+        let user_prefix = format!("/v1.0/users/{}/", self.tenant.mailbox);
+        if !me && !path.starts_with(&user_prefix) {
+            return fixture(404, "graph_404_resource_not_found.json");
+        }
+        if let Some(reply) = Self::fault(&mut state.graph_fault) {
+            return reply;
+        }
+        let rest = if me { &path["/v1.0/me/".len()..] } else { &path[user_prefix.len()..] };
+        match (request.method.as_str(), rest) {
+            ("POST", "sendMail") => {
+                let text_plain = request
+                    .headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("text/plain"));
+                let compact: Vec<u8> = request.body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+                let decoded = base64::engine::general_purpose::STANDARD.decode(&compact);
+                match (text_plain, decoded) {
+                    (true, Ok(mime)) => {
+                        state.sent.push(mime);
+                        ResponseTemplate::new(202).insert_header("request-id", format!("mock-request-{}", state.sent.len()))
+                    }
+                    _ => fixture(400, "graph_400_invalid_mime.json"),
+                }
+            }
+            ("GET", "mailFolders/sentitems") => fixture(200, "graph_sent_items.json"),
+            _ => json(400, r#"{"error":{"code":"BadRequest","message":"Unsupported request."}}"#),
+        }
+    }
+}
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if request.url.path().starts_with("/v1.0/") {
+            self.graph(request, &mut state)
+        } else {
+            self.token(request, &mut state)
+        }
+    }
+}
