@@ -77,7 +77,12 @@ mod tests {
     #[test]
     fn bcc_recipients_become_a_bcc_field_and_the_rest_is_unchanged() {
         let sender: mailroom_core::Mailbox = "Company ERP <erp@company.com>".parse().unwrap();
-        let plain = MessageDraft::new(sender.clone()).to("a@example.com".parse().unwrap()).subject("s").text("t").build().unwrap();
+        let plain = MessageDraft::new(sender.clone())
+            .to("a@example.com".parse().unwrap())
+            .subject("s")
+            .text("t")
+            .build()
+            .unwrap();
         assert_eq!(mime_with_bcc(&plain), plain.bytes());
         let hidden = MessageDraft::new(sender)
             .to("a@example.com".parse().unwrap())

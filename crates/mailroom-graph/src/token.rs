@@ -8,7 +8,9 @@ use mailroom_core::config::{
     GRAPH_APP_SCOPE, GRAPH_DELEGATED_SCOPE, MicrosoftAuth, MicrosoftOAuth, OUTLOOK_APP_SCOPE, OUTLOOK_DELEGATED_SCOPE,
 };
 use mailroom_core::{ErrorKind, Secret, SendError};
-use mailroom_http::{ClientOptions, Endpoints, HttpClient, OAuthClient, OAuthError, OAuthTokenSource, TokenEndpointError};
+use mailroom_http::{
+    ClientOptions, Endpoints, HttpClient, OAuthClient, OAuthError, OAuthTokenSource, TokenEndpointError,
+};
 
 use crate::error::{Context, IdentityError, Resource, classify_identity};
 
@@ -76,9 +78,12 @@ pub fn classify_token_failure(error: OAuthError, context: &Context) -> SendError
 pub fn load_refresh_token(path: &Path, oauth: &MicrosoftOAuth) -> Result<Secret, SendError> {
     let field = oauth.field("token_file");
     let fail = |why: String| {
-        SendError::new(ErrorKind::OauthReconnectRequired, format!("cannot use the token file {}: {why}", path.display()))
-            .with_field(field)
-            .with_hint("Run `mailroom connect microsoft --config FILE` to sign in and write it.")
+        SendError::new(
+            ErrorKind::OauthReconnectRequired,
+            format!("cannot use the token file {}: {why}", path.display()),
+        )
+        .with_field(field)
+        .with_hint("Run `mailroom connect microsoft --config FILE` to sign in and write it.")
     };
     let text = mailroom_http::read_private_file(path).map_err(|e| fail(e.to_string()))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| fail("it is not valid JSON".into()))?;

@@ -73,7 +73,8 @@ impl GraphTransport {
         };
         let send_url = parse("sendMail")?;
         let mailbox_url = parse("mailFolders/sentitems?$select=id,displayName")?;
-        let options = ClientOptions::new(concat!("mailroom/", env!("CARGO_PKG_VERSION"))).connect_timeout(config.timeout);
+        let options =
+            ClientOptions::new(concat!("mailroom/", env!("CARGO_PKG_VERSION"))).connect_timeout(config.timeout);
         let http = HttpClient::for_endpoint(&send_url, &options)
             .map_err(|e| SendError::invalid_config(context.field("api_base"), e.to_string()))?;
         let tokens = TokenCache::new(token_source(&config.oauth, &mailbox, Resource::Graph, config.timeout)?);
@@ -192,7 +193,12 @@ impl Transport for GraphTransport {
         let started = Instant::now();
         let token = match self.tokens.token().await {
             Ok(token) => {
-                report.step("token", StepOutcome::Ok, started.elapsed(), format!("signed in ({})", self.context.auth.as_str()));
+                report.step(
+                    "token",
+                    StepOutcome::Ok,
+                    started.elapsed(),
+                    format!("signed in ({})", self.context.auth.as_str()),
+                );
                 token
             }
             Err(error) => {
@@ -210,7 +216,12 @@ impl Transport for GraphTransport {
             .reply_timeout(self.timeout);
         match self.http.send(request, &mut transcript).await {
             Ok(reply) if reply.is_success() => {
-                report.step("mailbox", StepOutcome::Ok, started.elapsed(), format!("{} reachable (Sent Items)", self.context.mailbox));
+                report.step(
+                    "mailbox",
+                    StepOutcome::Ok,
+                    started.elapsed(),
+                    format!("{} reachable (Sent Items)", self.context.mailbox),
+                );
             }
             // Mail.Send alone may not read folders: that is not a fault of the sending path.
             Ok(reply)

@@ -98,17 +98,46 @@ async fn a_401_is_refreshed_once_then_classified() {
 #[tokio::test]
 async fn refusals_are_classified_with_their_fields() {
     let cases: [(MicrosoftFault, bool, ErrorKind, Option<&str>); 6] = [
-        (MicrosoftFault::always(401, "token_7000215_invalid_secret.json"), true, ErrorKind::AuthFailed, Some("email_services.client_secret")),
-        (MicrosoftFault::always(400, "token_90002_unknown_tenant.json"), true, ErrorKind::AuthFailed, Some("email_services.tenant")),
-        (MicrosoftFault::always(403, "graph_403_access_policy.json"), false, ErrorKind::PermissionDenied, Some("email_address")),
-        (MicrosoftFault::always(403, "graph_403_send_as_denied.json"), false, ErrorKind::SenderNotAllowed, Some("email_address")),
-        (MicrosoftFault::always(404, "graph_404_mailbox_not_enabled.json"), false, ErrorKind::SenderNotAllowed, Some("email_address")),
+        (
+            MicrosoftFault::always(401, "token_7000215_invalid_secret.json"),
+            true,
+            ErrorKind::AuthFailed,
+            Some("email_services.client_secret"),
+        ),
+        (
+            MicrosoftFault::always(400, "token_90002_unknown_tenant.json"),
+            true,
+            ErrorKind::AuthFailed,
+            Some("email_services.tenant"),
+        ),
+        (
+            MicrosoftFault::always(403, "graph_403_access_policy.json"),
+            false,
+            ErrorKind::PermissionDenied,
+            Some("email_address"),
+        ),
+        (
+            MicrosoftFault::always(403, "graph_403_send_as_denied.json"),
+            false,
+            ErrorKind::SenderNotAllowed,
+            Some("email_address"),
+        ),
+        (
+            MicrosoftFault::always(404, "graph_404_mailbox_not_enabled.json"),
+            false,
+            ErrorKind::SenderNotAllowed,
+            Some("email_address"),
+        ),
         (MicrosoftFault::always(413, "graph_413_too_large.json"), false, ErrorKind::MessageTooLarge, None),
     ];
     for (fault, at_token, kind, field) in cases {
         let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
         let config = config(&mock, "application");
-        if at_token { mock.token_fault(fault.clone()) } else { mock.graph_fault(fault.clone()) }
+        if at_token {
+            mock.token_fault(fault.clone())
+        } else {
+            mock.graph_fault(fault.clone())
+        }
         let error = transport(&config).send(&message(&config)).await.unwrap_err();
         assert_eq!((error.kind(), error.field()), (kind, field), "{fault:?}: {error}");
         let json = serde_json::to_string(&error.report()).unwrap();
@@ -120,7 +149,10 @@ async fn refusals_are_classified_with_their_fields() {
 async fn throttling_carries_a_decimal_retry_after() {
     let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
     let config = config(&mock, "application");
-    mock.graph_fault(MicrosoftFault { retry_after: Some("2.128"), ..MicrosoftFault::always(429, "graph_429_throttled.json") });
+    mock.graph_fault(MicrosoftFault {
+        retry_after: Some("2.128"),
+        ..MicrosoftFault::always(429, "graph_429_throttled.json")
+    });
     let error = transport(&config).send(&message(&config)).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited);
     assert_eq!(error.retry(), Retry::Temporary { after: Some(Duration::from_millis(2128)) });
@@ -205,7 +237,9 @@ fn split_bcc(mime: &[u8]) -> (Vec<String>, Vec<u8>) {
         if end > 0 && !line.starts_with(' ') {
             break;
         }
-        addresses.extend(line.trim().trim_end_matches(',').split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()));
+        addresses.extend(
+            line.trim().trim_end_matches(',').split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()),
+        );
         end += line.len();
     }
     let consumed = "Bcc: ".len() + end;

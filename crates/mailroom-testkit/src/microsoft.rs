@@ -146,7 +146,11 @@ impl MockMicrosoft365 {
             .insert(tenant.refresh_token.clone(), tenant.mailbox.clone());
         let responder = Responder { tenant: tenant.clone(), state: state.clone() };
         let base = format!("/{}/oauth2/v2.0", tenant.tenant);
-        Mock::given(method("POST")).and(path(format!("{base}/token"))).respond_with(responder.clone()).mount(&server).await;
+        Mock::given(method("POST"))
+            .and(path(format!("{base}/token")))
+            .respond_with(responder.clone())
+            .mount(&server)
+            .await;
         Mock::given(method("POST"))
             .and(path(format!("{base}/devicecode")))
             .respond_with(responder.clone())
@@ -221,7 +225,8 @@ fn fixture(status: u16, name: &str) -> ResponseTemplate {
 fn id_token(account: &str) -> String {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = engine.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let claims = engine.encode(serde_json::json!({"email": account, "preferred_username": account, "sub": "mock"}).to_string());
+    let claims =
+        engine.encode(serde_json::json!({"email": account, "preferred_username": account, "sub": "mock"}).to_string());
     format!("{header}.{claims}.")
 }
 
@@ -279,9 +284,16 @@ impl Responder {
         let account = match grant {
             "client_credentials" => {
                 if !scope.ends_with("/.default") {
-                    return json(400, r#"{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).","error_codes":[1002012]}"#);
+                    return json(
+                        400,
+                        r#"{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).","error_codes":[1002012]}"#,
+                    );
                 }
-                if outlook { state.outlook_tokens.insert(access.clone()) } else { state.graph_tokens.insert(access.clone()) };
+                if outlook {
+                    state.outlook_tokens.insert(access.clone())
+                } else {
+                    state.graph_tokens.insert(access.clone())
+                };
                 let body = microsoft_fixture("token_client_credentials.json").unwrap_or("{}");
                 let mut value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
                 value["access_token"] = serde_json::Value::String(access);
@@ -293,7 +305,10 @@ impl Responder {
             },
             "authorization_code" => {
                 if field("code_verifier").is_empty() {
-                    return json(400, r#"{"error":"invalid_grant","error_description":"AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.","error_codes":[501481]}"#);
+                    return json(
+                        400,
+                        r#"{"error":"invalid_grant","error_description":"AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.","error_codes":[501481]}"#,
+                    );
                 }
                 match field("code").strip_prefix("code.") {
                     Some(account) => account.to_owned(),
@@ -301,9 +316,18 @@ impl Responder {
                 }
             }
             "urn:ietf:params:oauth:grant-type:device_code" => self.tenant.mailbox.clone(),
-            _ => return json(400, r#"{"error":"unsupported_grant_type","error_description":"AADSTS70003: The app requested an unsupported grant type.","error_codes":[70003]}"#),
+            _ => {
+                return json(
+                    400,
+                    r#"{"error":"unsupported_grant_type","error_description":"AADSTS70003: The app requested an unsupported grant type.","error_codes":[70003]}"#,
+                );
+            }
         };
-        if outlook { state.outlook_tokens.insert(access.clone()) } else { state.delegated_tokens.insert(access.clone()) };
+        if outlook {
+            state.outlook_tokens.insert(access.clone())
+        } else {
+            state.delegated_tokens.insert(access.clone())
+        };
         let refresh = format!("mock-refresh-{}", state.issued);
         state.refresh_tokens.insert(refresh.clone(), account.clone());
         let body = microsoft_fixture("token_refreshed.json").unwrap_or("{}");
@@ -357,7 +381,8 @@ impl Responder {
                 match (text_plain, decoded) {
                     (true, Ok(mime)) => {
                         state.sent.push(mime);
-                        ResponseTemplate::new(202).insert_header("request-id", format!("mock-request-{}", state.sent.len()))
+                        ResponseTemplate::new(202)
+                            .insert_header("request-id", format!("mock-request-{}", state.sent.len()))
                     }
                     _ => fixture(400, "graph_400_invalid_mime.json"),
                 }

@@ -155,19 +155,14 @@ fn issue(field: &'static str, message: String) -> ConfigIssue {
 pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendError> {
     let sender = config.sender.clone();
     let driver: Arc<dyn Transport> = match &config.service {
-        ServiceConfig::WebMail(smtp) if smtp.oauth.is_some() => {
-            return Err(SendError::invalid_config(
-                "web_mail.auth",
-                "auth = \"oauth\" is not wired to a token source in this build yet: use a password for now",
-            ));
+        ServiceConfig::WebMail(smtp) => {
+            let mut builder = mailroom_smtp::SmtpTransport::builder(sender, smtp);
+            if let (Some(oauth), Some(username)) = (&smtp.oauth, &smtp.username) {
+                builder = builder.xoauth2(crate::smtp_oauth::token_source(oauth, username, smtp.timeout)?);
+            }
+            Arc::new(builder.build()?)
         }
-        ServiceConfig::WebMail(smtp) => Arc::new(mailroom_smtp::SmtpTransport::new(sender, smtp)?),
-        ServiceConfig::Graph(_) => {
-            return Err(SendError::invalid_config(
-                "email_services.provider",
-                "provider = \"microsoft\" has no driver in this build yet",
-            ));
-        }
+        ServiceConfig::Graph(graph) => Arc::new(mailroom_graph::GraphTransport::new(sender, graph)?),
         ServiceConfig::Exchange(ews) => Arc::new(mailroom_ews::EwsTransport::new(sender, ews)?),
         ServiceConfig::EmailServices(gmail) => Arc::new(mailroom_gmail::GmailTransport::new(sender, gmail)?),
     };
@@ -221,8 +216,34 @@ pub async fn validate(
     to: Option<Mailbox>,
 ) -> Result<ValidatedConfig, SendError> {
     let message = test_message(config, to);
-    let receipt = transport.send(&message).await?;
+    let receipt = match transport.send(&message).await {
+        Ok(receipt) => receipt,
+        // One short server back-off (EWS ErrorServerBusy, a 429 asking for a few seconds) is
+        // ridden out, as `send` does: the config is fine, the server only asked to wait. A
+        // longer hint, or a second refusal, is the verdict.
+        Err(error) => match short_backoff(&error) {
+            Some(wait) => {
+                tracing::info!(kind = %error.kind(), ?wait, "validate: the server asked to wait; trying once more");
+                tokio::time::sleep(wait).await;
+                transport.send(&message).await?
+            }
+            None => return Err(error),
+        },
+    };
     Ok(ValidatedConfig { text: config_text.to_owned(), receipt })
+}
+
+/// The longest server back-off `validate` waits out before trying once more.
+pub const VALIDATE_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn short_backoff(error: &SendError) -> Option<std::time::Duration> {
+    match (error.kind(), error.retry()) {
+        (
+            mailroom_core::ErrorKind::RateLimited | mailroom_core::ErrorKind::ServiceUnavailable,
+            mailroom_core::Retry::Temporary { after: Some(wait) },
+        ) if wait <= VALIDATE_MAX_BACKOFF => Some(wait),
+        _ => None,
+    }
 }
 
 #[cfg(all(test, unix))]

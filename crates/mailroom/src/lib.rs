@@ -6,11 +6,12 @@ mod copy;
 mod facade;
 mod layers;
 mod secrets;
+mod smtp_oauth;
 
 pub use copy::redirect_event;
 pub use facade::{
-    LoadError, ValidatedConfig, load_config_file, load_config_file_with_text, load_config_text, load_sender_file,
-    test_message, transport_for, validate,
+    LoadError, VALIDATE_MAX_BACKOFF, ValidatedConfig, load_config_file, load_config_file_with_text, load_config_text,
+    load_sender_file, test_message, transport_for, validate,
 };
 pub use layers::{ConcurrencyLimit, RetryLayer, WayOutLayer};
 pub use secrets::{SecretsFileError, format_secrets, parse_secrets, read_secrets_file, secrets_path_for};
