@@ -36,7 +36,7 @@ pub struct Scenario {
     pub description: String,
     /// The documented ERP error expected, if any.
     pub documented_error: Option<String>,
-    /// The service type of the client config: `web_mail` (default), `exchange` or `email_services`.
+    /// The service type of the client config: `web_mail` (default), `exchange`, `email_services` (Gmail) or `microsoft` (Email Services through Graph).
     #[serde(default = "web_mail")]
     pub service: String,
     /// The expected kind (`ok` for success).
@@ -118,6 +118,22 @@ pub enum ServerSpec {
         /// Its body (default `google/send_success.json`).
         #[serde(default = "gmail_sent")]
         api_fixture: String,
+    },
+    /// The testkit's mocked Microsoft 365 (identity platform + Graph), with an optional fault
+    /// on the token endpoint or on Graph (a fixture of `fixtures/microsoft`).
+    Microsoft {
+        /// Which endpoint fails: `token` or `graph`; none for the happy path.
+        #[serde(default)]
+        fails: Option<String>,
+        /// The failing reply's status.
+        #[serde(default)]
+        status: u16,
+        /// Its body, a file name under `fixtures/microsoft/`.
+        #[serde(default)]
+        fixture: Option<String>,
+        /// A `Retry-After` header on it.
+        #[serde(default)]
+        retry_after: Option<String>,
     },
     /// A port nothing listens on.
     ClosedPort,
@@ -233,6 +249,7 @@ enum Running {
     Fake(FakeSmtpServer),
     Script(ScriptedSmtpServer),
     Http(wiremock::MockServer),
+    Microsoft(Box<mailroom_testkit::MockMicrosoft365>),
     Nothing,
 }
 
@@ -359,6 +376,23 @@ async fn start(spec: &ServerSpec) -> Result<Started, String> {
             Mock::given(method("POST")).and(path("/EWS/Exchange.asmx")).respond_with(reply).mount(&server).await;
             Ok(Started { port: server.address().port(), ca_pem: None, _server: Running::Http(server) })
         }
+        ServerSpec::Microsoft { fails, status, fixture, retry_after } => {
+            let mock = mailroom_testkit::MockMicrosoft365::start(mailroom_testkit::MicrosoftTenant::company()).await;
+            let fault = mailroom_testkit::MicrosoftFault {
+                status: *status,
+                fixture: fixture.clone(),
+                retry_after: retry_after.clone(),
+                times: None,
+            };
+            match fails.as_deref() {
+                None => {}
+                Some("token") => mock.token_fault(fault),
+                Some("graph") => mock.graph_fault(fault),
+                Some(other) => return Err(format!("unknown failing endpoint {other}: use token or graph")),
+            }
+            let port = mock.uri().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
+            Ok(Started { port, ca_pem: None, _server: Running::Microsoft(Box::new(mock)) })
+        }
         ServerSpec::Google { token_status, token_fixture, api_status, api_fixture } => {
             let json = |status: u16, fixture: &str| -> Result<ResponseTemplate, String> {
                 Ok(ResponseTemplate::new(status)
@@ -404,6 +438,16 @@ pub fn client_config(service: &str, client: &ClientSpec, port: u16, ca_file: Opt
             return format!(
                 "service = \"exchange\"\n{header}\n[exchange]\nuri = \"http://127.0.0.1:{port}/EWS/Exchange.asmx\"\ndomain = \"company.com\"\nusername = \"erp\"\npassword = \"{}\"\nauth = \"basic\"\ntimeout_secs = {}\n",
                 client.password, client.timeout_secs
+            );
+        }
+        "microsoft" => {
+            let tenant = mailroom_testkit::MicrosoftTenant::company();
+            return format!(
+                "service = \"email_services\"\n{header}\n[email_services]\nprovider = \"microsoft\"\ntenant = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauth = \"application\"\nauthority = \"http://127.0.0.1:{port}\"\napi_base = \"http://127.0.0.1:{port}\"\ntimeout_secs = {}\n",
+                tenant.tenant,
+                tenant.client_id,
+                tenant.client_secret.unwrap_or_default(),
+                client.timeout_secs
             );
         }
         "email_services" => {

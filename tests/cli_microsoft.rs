@@ -92,11 +92,7 @@ async fn graph_refusals_name_the_field_and_the_entra_step() {
 #[tokio::test(flavor = "multi_thread")]
 async fn validate_rides_out_one_short_back_off_but_not_a_long_one() {
     let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
-    mock.graph_fault(MicrosoftFault {
-        retry_after: Some("1"),
-        times: Some(1),
-        ..MicrosoftFault::always(429, "graph_429_throttled.json")
-    });
+    mock.graph_fault(MicrosoftFault::always(429, "graph_429_throttled.json").retry_after("1").times(1));
     let dir = tempfile::tempdir().unwrap();
     let config = graph_config(dir.path(), &mock, "application");
     let run = run_mailroom(&["validate", "--config", &config, "--json"], &ENV);
@@ -104,10 +100,7 @@ async fn validate_rides_out_one_short_back_off_but_not_a_long_one() {
     assert_eq!(mock.sent().len(), 1);
 
     let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
-    mock.graph_fault(MicrosoftFault {
-        retry_after: Some("120"),
-        ..MicrosoftFault::always(429, "graph_429_throttled.json")
-    });
+    mock.graph_fault(MicrosoftFault::always(429, "graph_429_throttled.json").retry_after("120"));
     let config = graph_config(dir.path(), &mock, "application");
     let run = run_mailroom(&["validate", "--config", &config, "--json"], &ENV);
     assert_eq!(run.code, 1, "{run:?}");

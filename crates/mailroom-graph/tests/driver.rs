@@ -86,7 +86,7 @@ async fn delegated_auth_refreshes_and_sends_to_me() {
 async fn a_401_is_refreshed_once_then_classified() {
     let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
     let config = config(&mock, "application");
-    mock.graph_fault(MicrosoftFault { times: Some(1), ..MicrosoftFault::always(401, "graph_401_invalid_token.json") });
+    mock.graph_fault(MicrosoftFault::always(401, "graph_401_invalid_token.json").times(1));
     transport(&config).send(&message(&config)).await.unwrap();
     assert_eq!(mock.token_requests().len(), 2, "one fresh token after the 401");
 
@@ -149,10 +149,7 @@ async fn refusals_are_classified_with_their_fields() {
 async fn throttling_carries_a_decimal_retry_after() {
     let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
     let config = config(&mock, "application");
-    mock.graph_fault(MicrosoftFault {
-        retry_after: Some("2.128"),
-        ..MicrosoftFault::always(429, "graph_429_throttled.json")
-    });
+    mock.graph_fault(MicrosoftFault::always(429, "graph_429_throttled.json").retry_after("2.128"));
     let error = transport(&config).send(&message(&config)).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited);
     assert_eq!(error.retry(), Retry::Temporary { after: Some(Duration::from_millis(2128)) });

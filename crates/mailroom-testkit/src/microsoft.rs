@@ -55,17 +55,29 @@ pub struct MicrosoftFault {
     /// HTTP status.
     pub status: u16,
     /// A fixture file name (`token_…json`, `graph_…json`), or `None` for an empty body.
-    pub fixture: Option<&'static str>,
+    pub fixture: Option<String>,
     /// A `Retry-After` header to send.
-    pub retry_after: Option<&'static str>,
+    pub retry_after: Option<String>,
     /// How many requests get it (then the happy path resumes); `None` for all.
     pub times: Option<usize>,
 }
 
 impl MicrosoftFault {
     /// Every request gets `status` with `fixture`.
-    pub fn always(status: u16, fixture: &'static str) -> MicrosoftFault {
-        MicrosoftFault { status, fixture: Some(fixture), retry_after: None, times: None }
+    pub fn always(status: u16, fixture: &str) -> MicrosoftFault {
+        MicrosoftFault { status, fixture: Some(fixture.to_owned()), retry_after: None, times: None }
+    }
+
+    /// With a `Retry-After` header.
+    pub fn retry_after(mut self, value: &str) -> MicrosoftFault {
+        self.retry_after = Some(value.to_owned());
+        self
+    }
+
+    /// Only for the next `times` requests.
+    pub fn times(mut self, times: usize) -> MicrosoftFault {
+        self.times = Some(times);
+        self
     }
 }
 
@@ -241,12 +253,12 @@ impl Responder {
             Some(n) => slot.as_mut().map(|f| f.times = Some(n - 1)).unwrap_or(()),
             None => {}
         }
-        let mut reply = match fault.fixture {
+        let mut reply = match &fault.fixture {
             Some(name) => fixture(fault.status, name),
             None => ResponseTemplate::new(fault.status),
         };
-        if let Some(after) = fault.retry_after {
-            reply = reply.insert_header("retry-after", after);
+        if let Some(after) = &fault.retry_after {
+            reply = reply.insert_header("retry-after", after.as_str());
         }
         Some(reply)
     }
