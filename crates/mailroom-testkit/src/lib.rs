@@ -10,6 +10,8 @@
 //! - [`Persona`]: Gmail 587, Gmail 465 and Office 365 587 built from the providers' real
 //!   replies (`fixtures/smtp/*.toml`), each with [`Fault`] modes.
 //! - [`SmtpSink`]: a fast counting sink for throughput measurements.
+//! - [`ChaosSmtpServer`]: refuses, throttles and drops connections after the data on purpose,
+//!   and logs every message by Message-ID with its fate and arrival time (outbox tests).
 //!
 //! Every server listens on an ephemeral loopback port, runs on its own thread and runtime,
 //! bounds every wait, and releases its port when shut down or dropped. TLS uses rustls with
@@ -32,6 +34,7 @@
 //! ```
 
 mod capture;
+mod chaos;
 mod conn;
 mod fake;
 mod host;
@@ -45,6 +48,7 @@ mod tls;
 use std::time::Duration;
 
 pub use capture::{CapturedMessage, ParsedAddress, ParsedAttachment, ParsedMessage};
+pub use chaos::{Arrival, ChaosSmtpServer, ChaosSmtpServerBuilder, Fate};
 pub use conn::Limits;
 pub use fake::{FakeSmtpServer, FakeSmtpServerBuilder};
 pub use microsoft::{MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture};

@@ -5,6 +5,7 @@
 mod copy;
 mod facade;
 mod layers;
+mod outbox;
 mod secrets;
 mod smtp_oauth;
 
@@ -14,6 +15,10 @@ pub use facade::{
     load_sender_file, test_message, transport_for, validate,
 };
 pub use layers::{ConcurrencyLimit, RetryLayer, WayOutLayer};
+pub use outbox::{
+    DEFAULT_OUTBOX_FILE, PlannedReminder, RemindersError, event_message, open_outbox, outbox_url, plan_reminders,
+    render_for_outbox,
+};
 pub use secrets::{SecretsFileError, format_secrets, parse_secrets, read_secrets_file, secrets_path_for};
 
 /// The README's example, compiled as a doctest.

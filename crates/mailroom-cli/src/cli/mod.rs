@@ -1,6 +1,7 @@
 //! The `mailroom` command line (CONTRACT: DESIGN.md §5): argument parsing, command dispatch and exit codes. The only place that prints.
 
 mod events;
+mod outbox;
 mod report;
 mod serve;
 
@@ -114,6 +115,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The durable outbox: enqueue event mail, send it within the provider's limits, inspect and decide.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
+    },
+    /// Enqueue the overdue-invoice reminders due today (history from the outbox: each reminder goes out once).
+    Reminders(outbox::RemindersArgs),
 }
 
 /// Rendering options shared by `send` and `preview`, so a preview shows exactly what is sent.
@@ -211,6 +219,8 @@ async fn run(command: Command) -> u8 {
         }
         Command::Events { json } => events::list(&Reporter::new(json)),
         Command::Serve(args) => serve::run(args).await,
+        Command::Outbox { command } => outbox::run(command).await,
+        Command::Reminders(args) => outbox::reminders(args).await,
         Command::Connect { provider: ConnectProvider::Google { config, wait_secs } } => {
             connect_google(config, Duration::from_secs(wait_secs), Reporter::new(false)).await
         }

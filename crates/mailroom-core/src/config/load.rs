@@ -7,7 +7,9 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use super::checks;
-use super::{CompanyEmail, DEFAULT_TIMEOUT, EwsAuth, EwsConfig, GmailConfig, ServiceConfig, SmtpConfig, TlsMode};
+use super::{
+    CompanyEmail, DEFAULT_TIMEOUT, EwsAuth, EwsConfig, GmailConfig, OutboxConfig, ServiceConfig, SmtpConfig, TlsMode,
+};
 use crate::error::{ErrorKind, SendError};
 use crate::provider::Provider;
 use crate::secret::Secret;
@@ -72,9 +74,17 @@ pub const FIELDS: &[&str] = &[
     "email_services.tenant",
     "email_services.auth",
     "email_services.authority",
+    "outbox",
+    "outbox.url",
+    "outbox.concurrency",
+    "outbox.rate_per_minute",
+    "outbox.daily_quota",
+    "outbox.max_attempts",
+    "outbox.lease_secs",
 ];
 
-const TOP_KEYS: &[&str] = &["service", "email_address", "display_name", "web_mail", "exchange", "email_services"];
+const TOP_KEYS: &[&str] =
+    &["service", "email_address", "display_name", "web_mail", "exchange", "email_services", "outbox"];
 
 /// Google's OAuth2 authorization endpoint.
 pub const GOOGLE_AUTH_URI: &str = "https://accounts.google.com/o/oauth2/v2/auth";
@@ -124,6 +134,8 @@ pub struct LoadedConfig {
     pub config: CompanyEmail,
     /// Things that work but look unintended (inline secrets, unusual port/TLS pairs, …).
     pub warnings: Vec<ConfigIssue>,
+    /// The `[outbox]` section (all defaults when absent).
+    pub outbox: OutboxConfig,
 }
 
 /// Why a config could not be loaded.
@@ -449,6 +461,7 @@ pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<L
     let web_mail = loader.section(&root, "web_mail");
     let exchange = loader.section(&root, "exchange");
     let email_services = loader.section(&root, "email_services");
+    let outbox = loader.section(&root, "outbox").map(|section| load_outbox(&mut loader, &section)).unwrap_or_default();
 
     let service_config = match service.as_deref() {
         Some("web_mail") => load_required(&mut loader, web_mail, "web_mail", load_smtp).map(ServiceConfig::WebMail),
@@ -495,6 +508,7 @@ pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<L
                 service,
             },
             warnings,
+            outbox,
         }),
         _ => Err(ConfigProblems::Invalid { errors, warnings }),
     }
@@ -777,4 +791,36 @@ fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailCon
         api_base: api_base?,
         timeout,
     })
+}
+
+const OUTBOX_KEYS: &[&str] = &["url", "concurrency", "rate_per_minute", "daily_quota", "max_attempts", "lease_secs"];
+
+fn load_outbox(loader: &mut Loader<'_>, section: &Section<'_>) -> OutboxConfig {
+    loader.check_unknown_keys(section, OUTBOX_KEYS);
+    let url = loader.string(section, "url").filter(|url| {
+        let url = url.trim();
+        let sqlite_path = url.strip_prefix("sqlite:").map(|rest| rest.trim_start_matches("//"));
+        let known = match sqlite_path {
+            Some(path) => !path.is_empty(),
+            None => ["postgres://", "postgresql://"].iter().any(|scheme| url.len() > scheme.len() && url.starts_with(scheme)),
+        };
+        if !known {
+            loader.error(
+                field("outbox", "url"),
+                "is not an outbox database: use \"sqlite:mailroom-outbox.db\" (a file, relative to this config file) or \"postgres://user@host/db\" (several workers)",
+            );
+        }
+        known
+    });
+    let mut number = |key: &str, range: std::ops::RangeInclusive<i64>, example: i64| {
+        loader.integer(section, key, range, example).and_then(|n| u32::try_from(n).ok())
+    };
+    OutboxConfig {
+        url,
+        concurrency: number("concurrency", 1..=256, 4),
+        rate_per_minute: number("rate_per_minute", 1..=1_000_000, 30),
+        daily_quota: number("daily_quota", 1..=100_000_000, 2000),
+        max_attempts: number("max_attempts", 1..=100, 8),
+        lease_secs: number("lease_secs", 1..=86_400, 300),
+    }
 }

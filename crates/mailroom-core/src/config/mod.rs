@@ -19,6 +19,24 @@ pub use oauth::{
     MICROSOFT_AUTHORITY, MicrosoftAuth, MicrosoftOAuth, OUTLOOK_APP_SCOPE, OUTLOOK_DELEGATED_SCOPE, SmtpOAuth,
 };
 
+/// The `[outbox]` section (DESIGN.md §4): every key optional, each checked for range. Core
+/// keeps `url` as written; the facade resolves a relative SQLite path against the config file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// `sqlite:PATH` or `postgres://…`; `None` means `sqlite:mailroom-outbox.db` beside the config file.
+    pub url: Option<String>,
+    /// Messages in flight per worker.
+    pub concurrency: Option<u32>,
+    /// Messages per minute (default: the provider preset).
+    pub rate_per_minute: Option<u32>,
+    /// Messages per UTC day (default: the provider preset).
+    pub daily_quota: Option<u32>,
+    /// Attempts before a temporary failure becomes `failed`.
+    pub max_attempts: Option<u32>,
+    /// How long a claimed message may stay `sending` before the crash rule judges it.
+    pub lease_secs: Option<u32>,
+}
+
 /// The one sender every system email goes out from, and the service it goes out through.
 #[derive(Clone, Debug)]
 pub struct CompanyEmail {

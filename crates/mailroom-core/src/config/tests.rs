@@ -544,7 +544,8 @@ fn every_declared_field_is_reachable() {
         let (section, key) = field.split_once('.').unwrap_or(("", field));
         super::load::FIELDS.iter().find(|f| *f == field).unwrap();
         assert!(
-            !key.is_empty() && (section.is_empty() || ["web_mail", "exchange", "email_services"].contains(&section)),
+            !key.is_empty()
+                && (section.is_empty() || ["web_mail", "exchange", "email_services", "outbox"].contains(&section)),
             "{field}"
         );
     }
@@ -577,4 +578,36 @@ proptest! {
             prop_assert!(is_port_error);
         }
     }
+}
+
+#[test]
+fn the_outbox_section_is_optional_and_every_key_is_checked() {
+    assert_eq!(load(WEB_MAIL).unwrap().outbox, OutboxConfig::default());
+    let full = format!(
+        "{WEB_MAIL}\n[outbox]\nurl = \"postgres://mailroom@127.0.0.1/erp\"\nconcurrency = 8\nrate_per_minute = 30\ndaily_quota = 2000\nmax_attempts = 5\nlease_secs = 120\n"
+    );
+    let outbox = load(&full).unwrap().outbox;
+    assert_eq!(outbox.url.as_deref(), Some("postgres://mailroom@127.0.0.1/erp"));
+    assert_eq!(
+        (outbox.concurrency, outbox.rate_per_minute, outbox.daily_quota, outbox.max_attempts, outbox.lease_secs),
+        (Some(8), Some(30), Some(2000), Some(5), Some(120))
+    );
+    let sqlite = format!("{WEB_MAIL}\n[outbox]\nurl = \"sqlite:outbox.db\"\n");
+    assert_eq!(load(&sqlite).unwrap().outbox.url.as_deref(), Some("sqlite:outbox.db"));
+
+    let outbox_with = |body: &str| format!("{WEB_MAIL}\n[outbox]\n{body}\n");
+    assert_error(&outbox_with("url = \"mysql://x/y\""), "outbox.url", "sqlite:");
+    assert_error(&outbox_with("url = \"sqlite:\""), "outbox.url", "postgres://");
+    assert_error(&outbox_with("url = 5"), "outbox.url", "text in quotes");
+    assert_error(&outbox_with("concurrency = 0"), "outbox.concurrency", "out of range");
+    assert_error(&outbox_with("rate_per_minute = \"30\""), "outbox.rate_per_minute", "without quotes");
+    assert_error(&outbox_with("daily_quota = -1"), "outbox.daily_quota", "out of range");
+    assert_error(&outbox_with("max_attempts = 1000"), "outbox.max_attempts", "out of range");
+    assert_error(&outbox_with("lease_secs = 1.5"), "outbox.lease_secs", "whole number");
+    assert_error(&outbox_with("rate_per_minut = 30"), "outbox", "did you mean \"rate_per_minute\"");
+    assert_error(&format!("outbox = 3\n{WEB_MAIL}"), "outbox", "[outbox] section");
+    // Every problem at once, each with its dotted name.
+    let all = errors(&outbox_with("concurrency = 0\nmax_attempts = 0\nlease_secs = 0"));
+    let fields: Vec<_> = all.iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["outbox.concurrency", "outbox.max_attempts", "outbox.lease_secs"]);
 }
