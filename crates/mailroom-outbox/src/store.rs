@@ -232,6 +232,9 @@ pub struct Listed {
     pub event: Option<String>,
     /// Envelope recipients.
     pub recipients: Vec<String>,
+    /// The decoded `Subject:` header of the stored message, if it has one within its first
+    /// 16 KiB.
+    pub subject: Option<String>,
     /// State.
     pub state: State,
     /// Attempts so far.
@@ -315,6 +318,17 @@ macro_rules! on_pool {
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How much of a stored message [`Store::list`] reads to find its `Subject:` header.
+const SUBJECT_SCAN_BYTES: usize = 16 * 1024;
+
+/// The decoded `Subject:` of a message's first bytes (folded lines and RFC 2047 words
+/// decoded); `None` without one. The bytes are untrusted: anything that is not a header
+/// section simply has no subject.
+fn subject_of(head: &[u8]) -> Option<String> {
+    let message = mail_parser::MessageParser::new().parse_headers(head)?;
+    message.subject().map(|subject| subject.trim().to_owned())
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -549,7 +563,8 @@ impl Store {
     pub async fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         let filter = if state.is_some() { "WHERE state = $2" } else { "" };
         let sql = format!(
-            "SELECT id, message_id, event_kind, recipients, state, attempts, not_before_ms, sent_ms, error \
+            "SELECT id, message_id, event_kind, recipients, substr(message, 1, {SUBJECT_SCAN_BYTES}) AS head, \
+             state, attempts, not_before_ms, sent_ms, error \
              FROM mailroom_outbox {filter} ORDER BY id DESC LIMIT $1"
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -570,6 +585,7 @@ impl Store {
                         message_id: row.try_get("message_id")?,
                         event: row.try_get("event_kind")?,
                         recipients: split_recipients(row.try_get("recipients")?),
+                        subject: row.try_get::<Option<Vec<u8>>, _>("head")?.as_deref().and_then(subject_of),
                         state: state.parse().unwrap_or(State::Unknown),
                         attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
                         not_before_ms: row.try_get("not_before_ms")?,

@@ -113,4 +113,6 @@ async fn two_workers_share_one_postgres_table_and_send_each_message_once() {
     assert_eq!(delivered.len(), 200);
     assert!(delivered.values().all(|n| *n == 1), "no message was claimed twice");
     assert_eq!(store.counts().await.unwrap().sent, 200);
+    let newest = store.list(None, 1).await.unwrap();
+    assert_eq!(newest[0].subject.as_deref(), Some("Order 199 confirmed"), "substr() on bytea reads the subject");
 }

@@ -193,3 +193,28 @@ async fn a_stop_signal_finishes_what_is_in_flight() {
     assert_eq!(counts.sent + counts.queued, 40);
     assert!(summary.sent > 0 && summary.sent < 40, "{summary:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listing_shows_each_message_subject_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let accented = mailroom_core::MessageDraft::new(sender())
+        .to("ada@example.com".parse().unwrap())
+        .subject("Rechnung Nr. 7 – fällig seit 14 Tagen")
+        .text("Hallo\n")
+        .message_id("<accented@company.com>")
+        .build()
+        .unwrap();
+    let no_headers = mailroom_outbox::NewMessage {
+        message_id: "<raw@company.com>".into(),
+        message: b"\xff\xfe not a header section".to_vec(),
+        ..message(9, "bob@example.com")
+    };
+    store
+        .enqueue(&[message(1, "ada@example.com"), mailroom_outbox::NewMessage::from_outgoing(&accented), no_headers])
+        .await
+        .unwrap();
+    let listed = store.list(None, 10).await.unwrap();
+    let subjects: Vec<Option<&str>> = listed.iter().map(|m| m.subject.as_deref()).collect();
+    assert_eq!(subjects, [None, Some("Rechnung Nr. 7 – fällig seit 14 Tagen"), Some("Order 1 confirmed")]);
+}
