@@ -14,7 +14,7 @@ use mailroom_core::{Direction, ProbeReport, SendError, StepOutcome};
 use serde::Serialize;
 
 use crate::Console;
-use crate::form::{Built, Draft, Posted, SERVICES, SecretFields, TLS_CHOICES};
+use crate::form::{Built, Draft, MS_AUTH_CHOICES, Posted, SERVICES, SecretFields, TLS_CHOICES};
 use crate::session::{SessionId, same_token};
 use crate::strict_form::StrictForm;
 
@@ -39,6 +39,10 @@ pub(crate) fn input_for(field: &str) -> Option<(&'static str, &'static str)> {
         "email_services.client_secret" | "email_services.client_secret_env" => {
             ("google_client_secret", "Client secret")
         }
+        "email_services.tenant" => ("ms_tenant", "Tenant"),
+        "email_services.auth" => ("ms_auth", "Sign in as"),
+        "email_services.authority" => ("ms_authority", "Sign-in host"),
+        "email_services.api_base" => ("ms_api_base", "Graph API base"),
         "email_services.refresh_token"
         | "email_services.refresh_token_env"
         | "email_services.token_file"
@@ -75,11 +79,38 @@ pub(crate) struct Notice {
     fields: Vec<FieldLink>,
     server_reply: Option<String>,
     transcript: Vec<String>,
+    /// A button of the Company Email form offered with the notice (`action` value, label).
+    offer: Option<(&'static str, &'static str)>,
 }
 
 impl Notice {
     pub(crate) fn new(tone: &'static str, title: impl Into<String>, lines: Vec<String>) -> Notice {
         Notice { tone, title: title.into(), lines, ..Notice::default() }
+    }
+}
+
+/// The Google inputs the config's `email_services.*` fields map to, and their Microsoft twins.
+const MICROSOFT_TWINS: &[(&str, &str, &str)] = &[
+    ("google_client_id", "ms_client_id", "Application (client) ID"),
+    ("google_client_secret", "ms_client_secret", "Client secret"),
+    ("connect", "ms_connect", "Connect"),
+];
+
+impl Outcome {
+    /// Moves errors placed at the Google inputs to the Microsoft ones (both providers share
+    /// the config section `[email_services]`).
+    fn for_microsoft(mut self) -> Outcome {
+        for (google, microsoft, label) in MICROSOFT_TWINS {
+            if let Some(errors) = self.errors.remove(google) {
+                self.errors.entry(microsoft).or_default().extend(errors);
+            }
+            if let Some(notice) = &mut self.notice {
+                for link in notice.fields.iter_mut().filter(|link| link.id == *google) {
+                    *link = FieldLink { id: microsoft, label };
+                }
+            }
+        }
+        self
     }
 }
 
@@ -116,6 +147,7 @@ struct SecretStates {
     smtp_password: Option<&'static str>,
     ews_password: Option<&'static str>,
     google_client_secret: Option<&'static str>,
+    ms_client_secret: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +157,7 @@ struct PageContext<'a> {
     draft: &'a Draft,
     services: Vec<Choice>,
     tls_choices: Vec<Choice>,
+    ms_auth_choices: Vec<Choice>,
     secrets: SecretStates,
     errors: &'a BTreeMap<&'static str, Vec<FieldError>>,
     notice: Option<&'a Notice>,
@@ -177,6 +210,7 @@ impl Context {
                 }
                 crate::form::PASSWORD_ENV => &mut [&mut saved.smtp_password],
                 crate::form::GOOGLE_SECRET_ENV => &mut [&mut saved.google_client_secret],
+                crate::form::MS_SECRET_ENV => &mut [&mut saved.ms_client_secret],
                 _ => &mut [],
             };
             for slot in slots {
@@ -197,8 +231,7 @@ impl Context {
 }
 
 fn token_file_default(config_path: &Path) -> String {
-    let stem = config_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mailroom".into());
-    format!("{stem}.google-token.json")
+    config_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mailroom".into())
 }
 
 /// The folder relative paths of the config are resolved against.
@@ -250,15 +283,7 @@ pub(crate) async fn submit(
         _ if action.starts_with("preset:") => {
             let preset = &action["preset:".len()..];
             if draft.apply_preset(preset) {
-                let name = if preset == "gmail" { "Gmail" } else { "Microsoft 365" };
-                Outcome::notice(Notice::new(
-                    "info",
-                    format!("Filled in {name}'s server and port"),
-                    vec![format!(
-                        "Outgoing Mail Server (SMTP) {} and Port Number {} with Enable SSL: enter the User Name and Email Password, then Validate.",
-                        draft.smtp_server, draft.smtp_port
-                    )],
-                ))
+                preset_notice(preset, &draft)
             } else {
                 Outcome::notice(Notice::new("error", "Unknown preset", vec![])).with_status(StatusCode::BAD_REQUEST)
             }
@@ -271,10 +296,38 @@ pub(crate) async fn submit(
         _ => Outcome::notice(Notice::new("error", "Unknown button", vec!["Nothing was changed.".into()]))
             .with_status(StatusCode::BAD_REQUEST),
     };
+    let outcome = if draft.service == "microsoft" { outcome.for_microsoft() } else { outcome };
     sessions.with(&session.0, |s| s.draft = Some(draft.clone()));
     // Re-read: Validate may have stored the fingerprint, typed secrets may have changed.
     let context = Context::load(&console, &session);
     render(&console, &session, &context, &draft, outcome)
+}
+
+/// What a preset filled in, and for Microsoft 365's SMTP the end of password sign-in.
+fn preset_notice(preset: &str, draft: &Draft) -> Outcome {
+    if preset == "graph" {
+        return Outcome::notice(Notice::new(
+            "info",
+            "Email Services: Microsoft 365 (Graph)",
+            vec![
+                "Enter the Tenant, the Application (client) ID and, for Application sign-in, a client secret from Entra admin centre → App registrations → your app, then Validate. The app needs the Mail.Send permission (application: granted by an administrator; delegated: Connect signs in once).".into(),
+            ],
+        ));
+    }
+    let name = if preset == "gmail" { "Gmail" } else { "Microsoft 365" };
+    let mut lines = vec![format!(
+        "Outgoing Mail Server (SMTP) {} and Port Number {} with Enable SSL: enter the User Name and Email Password, then Validate.",
+        draft.smtp_server, draft.smtp_port
+    )];
+    let mut notice = Notice::new("info", format!("Filled in {name}'s server and port"), Vec::new());
+    if preset == "office365" {
+        lines.push(
+            "Microsoft switches off SMTP sign-in with a password (basic authentication) for Exchange Online at the end of December 2026 (new tenants cannot use it at all); after that the server answers 550 5.7.30. Sign-in with OAuth keeps working: Email Services: Microsoft 365 sends through Microsoft Graph with an Entra ID app instead of a password.".into(),
+        );
+        notice.offer = Some(("preset:graph", "Use Microsoft 365 through Graph instead"));
+    }
+    notice.lines = lines;
+    Outcome::notice(notice)
 }
 
 fn render(console: &Console, session: &SessionId, context: &Context, draft: &Draft, outcome: Outcome) -> Response {
@@ -296,6 +349,7 @@ fn render(console: &Console, session: &SessionId, context: &Context, draft: &Dra
         smtp_password: state(&context.typed.smtp_password, &context.saved.smtp_password),
         ews_password: state(&context.typed.ews_password, &context.saved.ews_password),
         google_client_secret: state(&context.typed.google_client_secret, &context.saved.google_client_secret),
+        ms_client_secret: state(&context.typed.ms_client_secret, &context.saved.ms_client_secret),
     };
     let page = PageContext {
         page: "company-email",
@@ -303,6 +357,7 @@ fn render(console: &Console, session: &SessionId, context: &Context, draft: &Dra
         draft,
         services: SERVICES.iter().map(|(value, label)| Choice { value, label }).collect(),
         tls_choices: TLS_CHOICES.iter().map(|(value, label)| Choice { value, label }).collect(),
+        ms_auth_choices: MS_AUTH_CHOICES.iter().map(|(value, label)| Choice { value, label }).collect(),
         secrets,
         errors: &outcome.errors,
         notice: outcome.notice.as_deref(),

@@ -45,6 +45,13 @@ pub(crate) async fn start(
     context: &Context,
     draft: &Draft,
 ) -> Result<Response, Outcome> {
+    if draft.service == "microsoft" {
+        return Err(Outcome::notice(Notice::new(
+            "error",
+            "Connect Microsoft is not available here yet",
+            vec!["Use Sign in as: Application (client secret) from this page for now.".into()],
+        )));
+    }
     if draft.service != "email_services" {
         return Err(Outcome::notice(Notice::new(
             "error",

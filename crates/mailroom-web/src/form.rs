@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 pub(crate) const PASSWORD_ENV: &str = "MAILROOM_PASSWORD";
 /// The environment variable the saved config names for the Google client secret.
 pub(crate) const GOOGLE_SECRET_ENV: &str = "MAILROOM_GOOGLE_SECRET";
+/// The environment variable the saved config names for the Microsoft (Entra ID) client secret.
+pub(crate) const MS_SECRET_ENV: &str = "MAILROOM_MS_SECRET";
 
 /// What the browser posts: the page's values, its secrets, the CSRF token and the button.
 /// Unknown fields are refused, so a misspelt field can never be silently ignored; the
@@ -50,6 +52,16 @@ pub(crate) struct Posted {
     #[serde(default)]
     google_client_id: String,
     #[serde(default)]
+    ms_tenant: String,
+    #[serde(default)]
+    ms_client_id: String,
+    #[serde(default)]
+    ms_auth: String,
+    #[serde(default)]
+    ms_authority: String,
+    #[serde(default)]
+    ms_api_base: String,
+    #[serde(default)]
     timeout_secs: String,
     #[serde(default)]
     pub(crate) smtp_password: String,
@@ -57,6 +69,8 @@ pub(crate) struct Posted {
     pub(crate) ews_password: String,
     #[serde(default)]
     pub(crate) google_client_secret: String,
+    #[serde(default)]
+    pub(crate) ms_client_secret: String,
 }
 
 impl std::fmt::Debug for Posted {
@@ -83,12 +97,34 @@ pub(crate) struct Draft {
     pub(crate) ews_username: String,
     pub(crate) ews_ca_file: String,
     pub(crate) google_client_id: String,
+    /// Microsoft 365 (Graph): directory (tenant) ID or verified domain.
+    pub(crate) ms_tenant: String,
+    /// Microsoft 365: the Application (client) ID.
+    pub(crate) ms_client_id: String,
+    /// Microsoft 365: `application` or `delegated`.
+    pub(crate) ms_auth: String,
+    /// Microsoft 365: the sign-in host (empty: login.microsoftonline.com).
+    pub(crate) ms_authority: String,
+    /// Microsoft 365: the Graph API base (empty: graph.microsoft.com).
+    pub(crate) ms_api_base: String,
     pub(crate) timeout_secs: String,
 }
 
-/// The service types of the page, in the seed's order, with the seed's names.
-pub(crate) const SERVICES: &[(&str, &str)] =
-    &[("web_mail", "Web Mail"), ("exchange", "Exchange"), ("email_services", "Email Services: Google")];
+/// The service types of the page, in the seed's order, with the seed's names; Email
+/// Services comes in two providers (`microsoft` is `service = "email_services"` with
+/// `provider = "microsoft"` in the config).
+pub(crate) const SERVICES: &[(&str, &str)] = &[
+    ("web_mail", "Web Mail"),
+    ("exchange", "Exchange"),
+    ("email_services", "Email Services: Google"),
+    ("microsoft", "Email Services: Microsoft 365"),
+];
+
+/// How mailroom signs in to Microsoft 365 (DESIGN §7).
+pub(crate) const MS_AUTH_CHOICES: &[(&str, &str)] = &[
+    ("application", "Application: the app's own Mail.Send permission (client secret; an administrator consents once)"),
+    ("delegated", "Delegated: the Company Email account signs in once with Connect"),
+];
 
 /// The TLS choices of the advanced section.
 pub(crate) const TLS_CHOICES: &[(&str, &str)] = &[
@@ -122,6 +158,15 @@ impl Posted {
             ews_username: clean(&self.ews_username),
             ews_ca_file: clean(&self.ews_ca_file),
             google_client_id: clean(&self.google_client_id),
+            ms_tenant: clean(&self.ms_tenant),
+            ms_client_id: clean(&self.ms_client_id),
+            ms_auth: if MS_AUTH_CHOICES.iter().any(|(name, _)| *name == self.ms_auth) {
+                self.ms_auth.clone()
+            } else {
+                "application".into()
+            },
+            ms_authority: clean(&self.ms_authority),
+            ms_api_base: clean(&self.ms_api_base),
             timeout_secs: clean(&self.timeout_secs),
         }
     }
@@ -133,6 +178,7 @@ pub(crate) struct SecretFields {
     pub(crate) smtp_password: Option<Secret>,
     pub(crate) ews_password: Option<Secret>,
     pub(crate) google_client_secret: Option<Secret>,
+    pub(crate) ms_client_secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for SecretFields {
@@ -141,6 +187,7 @@ impl std::fmt::Debug for SecretFields {
             .field("smtp_password", &self.smtp_password.is_some())
             .field("ews_password", &self.ews_password.is_some())
             .field("google_client_secret", &self.google_client_secret.is_some())
+            .field("ms_client_secret", &self.ms_client_secret.is_some())
             .finish()
     }
 }
@@ -152,6 +199,7 @@ impl SecretFields {
             (&mut self.smtp_password, &posted.smtp_password),
             (&mut self.ews_password, &posted.ews_password),
             (&mut self.google_client_secret, &posted.google_client_secret),
+            (&mut self.ms_client_secret, &posted.ms_client_secret),
         ] {
             if !typed.is_empty() {
                 *slot = Some(Secret::new(typed.as_str()));
@@ -165,6 +213,7 @@ impl SecretFields {
             smtp_password: self.smtp_password.clone().or_else(|| fallback.smtp_password.clone()),
             ews_password: self.ews_password.clone().or_else(|| fallback.ews_password.clone()),
             google_client_secret: self.google_client_secret.clone().or_else(|| fallback.google_client_secret.clone()),
+            ms_client_secret: self.ms_client_secret.clone().or_else(|| fallback.ms_client_secret.clone()),
         }
     }
 }
@@ -204,7 +253,33 @@ const MANAGED: &[(&str, &[&str])] = &[
     ),
     ("exchange", &["uri", "domain", "username", "password", "password_env", "ca_file", "timeout_secs"]),
     ("email_services", &["provider", "client_id", "client_secret", "client_secret_env", "timeout_secs"]),
+    (
+        "microsoft",
+        &[
+            "provider",
+            "tenant",
+            "client_id",
+            "client_secret",
+            "client_secret_env",
+            "auth",
+            "authority",
+            "api_base",
+            "timeout_secs",
+        ],
+    ),
 ];
+
+/// The config section a page service type is written to.
+pub(crate) fn section_of(service: &str) -> &str {
+    if service == "microsoft" { "email_services" } else { service }
+}
+
+/// The page service type of a config: its `service`, with Email Services split by provider.
+fn service_of(table: &toml::Table) -> String {
+    let service = text_of(table.get("service"));
+    let provider = table.get("email_services").and_then(|s| s.get("provider")).and_then(toml::Value::as_str);
+    if service == "email_services" && provider == Some("microsoft") { "microsoft".into() } else { service }
+}
 
 /// The top-level keys the page writes; the other services' sections are dropped (only the
 /// chosen one is written), anything else in an existing config is kept.
@@ -218,9 +293,9 @@ fn number_or_text(value: &str) -> toml::Value {
 }
 
 /// The config for `draft` with `secrets`, keeping what `base` (the existing config file)
-/// has beyond the form's fields. `token_file_default` names the Google token file when the
-/// existing config names none.
-pub(crate) fn build(draft: &Draft, secrets: &SecretFields, base: &toml::Table, token_file_default: &str) -> Built {
+/// has beyond the form's fields. A token file the existing config does not name is
+/// `{token_stem}.google-token.json` (or `.microsoft-token.json`) beside it.
+pub(crate) fn build(draft: &Draft, secrets: &SecretFields, base: &toml::Table, token_stem: &str) -> Built {
     let mut table = toml::Table::new();
     let mut env = BTreeMap::new();
     // Sections the page does not edit ([outbox], …) are kept as they are.
@@ -229,15 +304,21 @@ pub(crate) fn build(draft: &Draft, secrets: &SecretFields, base: &toml::Table, t
             table.insert(key.clone(), value.clone());
         }
     }
-    table.insert("service".into(), draft.service.clone().into());
+    let service = draft.service.as_str();
+    let section_name = section_of(service);
+    table.insert("service".into(), section_name.into());
     table.insert("email_address".into(), draft.email_address.clone().into());
     if !draft.display_name.is_empty() {
         table.insert("display_name".into(), draft.display_name.clone().into());
     }
-    let service = draft.service.as_str();
     let managed = MANAGED.iter().find(|(name, _)| *name == service).map(|(_, keys)| *keys).unwrap_or_default();
     let mut section = toml::Table::new();
-    if let Some(toml::Value::Table(existing)) = base.get(service) {
+    // The other provider's keys (Google's endpoints, …) would not load: kept only for the same one.
+    let base_is_microsoft =
+        base.get("email_services").and_then(|section| section.get("provider")).and_then(toml::Value::as_str)
+            == Some("microsoft");
+    let same_provider = section_name != "email_services" || base_is_microsoft == (service == "microsoft");
+    if let Some(toml::Value::Table(existing)) = base.get(section_name).filter(|_| same_provider) {
         for (key, value) in existing {
             if !managed.contains(&key.as_str()) && !INLINE_SECRETS.contains(&key.as_str()) {
                 section.insert(key.clone(), value.clone());
@@ -276,6 +357,27 @@ pub(crate) fn build(draft: &Draft, secrets: &SecretFields, base: &toml::Table, t
                 env.insert(PASSWORD_ENV, password.clone());
             }
         }
+        "microsoft" => {
+            section.insert("provider".into(), "microsoft".into());
+            text(&mut section, "tenant", &draft.ms_tenant);
+            text(&mut section, "client_id", &draft.ms_client_id);
+            section.insert("auth".into(), draft.ms_auth.clone().into());
+            if let Some(secret) = &secrets.ms_client_secret {
+                section.insert("client_secret_env".into(), MS_SECRET_ENV.into());
+                env.insert(MS_SECRET_ENV, secret.clone());
+            }
+            text(&mut section, "authority", &draft.ms_authority);
+            text(&mut section, "api_base", &draft.ms_api_base);
+            if draft.ms_auth == "delegated" {
+                if !section.contains_key("token_file") && !section.contains_key("refresh_token_env") {
+                    section.insert("token_file".into(), format!("{token_stem}.microsoft-token.json").into());
+                }
+            } else {
+                for key in ["token_file", "refresh_token_env"] {
+                    section.remove(key);
+                }
+            }
+        }
         _ => {
             section.insert("provider".into(), "gmail".into());
             text(&mut section, "client_id", &draft.google_client_id);
@@ -284,14 +386,14 @@ pub(crate) fn build(draft: &Draft, secrets: &SecretFields, base: &toml::Table, t
                 env.insert(GOOGLE_SECRET_ENV, secret.clone());
             }
             if !section.contains_key("token_file") && !section.contains_key("refresh_token_env") {
-                section.insert("token_file".into(), token_file_default.into());
+                section.insert("token_file".into(), format!("{token_stem}.google-token.json").into());
             }
         }
     }
     if !draft.timeout_secs.is_empty() {
         section.insert("timeout_secs".into(), number_or_text(&draft.timeout_secs));
     }
-    table.insert(service.into(), toml::Value::Table(section));
+    table.insert(section_name.into(), toml::Value::Table(section));
     let text = format!(
         "# Company Email for mailroom, written by `mailroom serve` after a successful Validate.\n\
          # Secrets are in the secrets file beside this one (its *_env variables).\n{}",
@@ -317,12 +419,14 @@ impl Draft {
         let smtp = section("web_mail");
         let ews = section("exchange");
         let google = section("email_services");
-        let service = text_of(table.get("service"));
+        let service = service_of(table);
+        let microsoft = service == "microsoft";
         let timeout_section = match service.as_str() {
             "exchange" => &ews,
-            "email_services" => &google,
+            "email_services" | "microsoft" => &google,
             _ => &smtp,
         };
+        let ms = |key: &str| if microsoft { text_of(google.get(key)) } else { String::new() };
         Draft {
             service: if SERVICES.iter().any(|(name, _)| *name == service) {
                 service.clone()
@@ -347,7 +451,15 @@ impl Draft {
             ews_domain: text_of(ews.get("domain")),
             ews_username: text_of(ews.get("username")),
             ews_ca_file: text_of(ews.get("ca_file")),
-            google_client_id: text_of(google.get("client_id")),
+            google_client_id: if microsoft { String::new() } else { text_of(google.get("client_id")) },
+            ms_tenant: ms("tenant"),
+            ms_client_id: ms("client_id"),
+            ms_auth: match ms("auth").as_str() {
+                "delegated" => "delegated".into(),
+                _ => "application".into(),
+            },
+            ms_authority: ms("authority"),
+            ms_api_base: ms("api_base"),
             timeout_secs: text_of(timeout_section.get("timeout_secs")),
         }
     }
@@ -360,12 +472,18 @@ impl Draft {
             smtp_enable_ssl: true,
             smtp_tls: "auto".into(),
             ews_uri: "https://outlook.office365.com/EWS/Exchange.asmx".into(),
+            ms_auth: "application".into(),
             ..Draft::default()
         }
     }
 
-    /// Fills server, port and SSL for a provider preset (`gmail`, `office365`).
+    /// Fills server, port and SSL for a provider preset (`gmail`, `office365`), or switches
+    /// to Email Services: Microsoft 365 (`graph`).
     pub(crate) fn apply_preset(&mut self, preset: &str) -> bool {
+        if preset == "graph" {
+            self.service = "microsoft".into();
+            return true;
+        }
         let (server, port) = match preset {
             "gmail" => ("smtp.gmail.com", 587),
             "office365" => ("smtp.office365.com", 587),
@@ -432,10 +550,15 @@ pub(crate) fn saved_secrets(base: &toml::Table, secrets_file: &Path) -> SecretFi
         let name = section.get(&format!("{key}_env"))?.as_str()?;
         std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret::new).or_else(|| file.get(name).cloned())
     };
+    let microsoft = service_of(base) == "microsoft";
+    let email_services_secret = lookup("email_services", "client_secret");
+    let (google_client_secret, ms_client_secret) =
+        if microsoft { (None, email_services_secret) } else { (email_services_secret, None) };
     SecretFields {
         smtp_password: lookup("web_mail", "password"),
         ews_password: lookup("exchange", "password"),
-        google_client_secret: lookup("email_services", "client_secret"),
+        google_client_secret,
+        ms_client_secret,
     }
 }
 
@@ -455,7 +578,7 @@ mod tests {
     #[test]
     fn the_config_text_has_no_secret_and_loads_with_the_secrets() {
         let secrets = SecretFields { smtp_password: Some(Secret::new("s3cr3t-\"pw")), ..SecretFields::default() };
-        let built = build(&web_mail(), &secrets, &toml::Table::new(), "google-token.json");
+        let built = build(&web_mail(), &secrets, &toml::Table::new(), "company-email");
         assert!(!built.text.contains("s3cr3t"), "{}", built.text);
         let loaded = mailroom::load_config_text(&built.text, Path::new("."), &built.env()).unwrap();
         assert_eq!(loaded.config.sender.email.to_string(), "erp@company.com");
@@ -467,11 +590,11 @@ mod tests {
         let one = SecretFields { smtp_password: Some(Secret::new("a")), ..SecretFields::default() };
         let two = SecretFields { smtp_password: Some(Secret::new("b")), ..SecretFields::default() };
         let base = toml::Table::new();
-        let first = build(&web_mail(), &one, &base, "t.json").fingerprint();
-        assert_eq!(first, build(&web_mail(), &one, &base, "t.json").fingerprint());
-        assert_ne!(first, build(&web_mail(), &two, &base, "t.json").fingerprint());
+        let first = build(&web_mail(), &one, &base, "t").fingerprint();
+        assert_eq!(first, build(&web_mail(), &one, &base, "t").fingerprint());
+        assert_ne!(first, build(&web_mail(), &two, &base, "t").fingerprint());
         let other_port = Draft { smtp_port: "465".into(), ..web_mail() };
-        assert_ne!(first, build(&other_port, &one, &base, "t.json").fingerprint());
+        assert_ne!(first, build(&other_port, &one, &base, "t").fingerprint());
     }
 
     #[test]
@@ -480,11 +603,39 @@ mod tests {
             "[web_mail]\nallow_plaintext_auth = true\npassword = \"inline\"\nserver = \"old\"\n[exchange]\npassword = \"other\"\n[outbox]\nrate_per_minute = 30\n"
                 .parse()
                 .unwrap();
-        let built = build(&web_mail(), &SecretFields::default(), &base, "t.json");
+        let built = build(&web_mail(), &SecretFields::default(), &base, "t");
         assert!(built.text.contains("allow_plaintext_auth = true"), "{}", built.text);
         assert!(built.text.contains("[outbox]\nrate_per_minute = 30"), "{}", built.text);
         assert!(!built.text.contains("other") && !built.text.contains("[exchange]"), "{}", built.text);
         assert!(!built.text.contains("inline") && !built.text.contains("old"), "{}", built.text);
+    }
+
+    #[test]
+    fn microsoft_is_email_services_with_its_own_secret_and_no_google_keys() {
+        let draft = Draft {
+            service: "microsoft".into(),
+            email_address: "erp@company.com".into(),
+            ms_tenant: "company.onmicrosoft.com".into(),
+            ms_client_id: "11111111-2222-3333-4444-555555555555".into(),
+            // Web Mail's values are not written for another service.
+            smtp_port: String::new(),
+            ..Draft::fresh()
+        };
+        let secrets = SecretFields { ms_client_secret: Some(Secret::new("ms-secret")), ..SecretFields::default() };
+        let google: toml::Table =
+            "service = \"email_services\"\n[email_services]\nprovider = \"gmail\"\ntoken_uri = \"http://127.0.0.1:1/token\"\ntoken_file = \"g.json\"\n"
+                .parse()
+                .unwrap();
+        let built = build(&draft, &secrets, &google, "company-email");
+        assert!(!built.text.contains("token_uri") && !built.text.contains("g.json"), "{}", built.text);
+        assert!(!built.text.contains("ms-secret"));
+        let loaded = mailroom::load_config_text(&built.text, Path::new("."), &built.env()).unwrap();
+        assert!(matches!(loaded.config.service, mailroom_core::ServiceConfig::Graph(_)));
+        assert_eq!(Draft::from_table(&built.text.parse().unwrap()), draft);
+
+        let delegated = Draft { ms_auth: "delegated".into(), ..draft };
+        let built = build(&delegated, &SecretFields::default(), &toml::Table::new(), "company-email");
+        assert!(built.text.contains("token_file = \"company-email.microsoft-token.json\""), "{}", built.text);
     }
 
     #[test]

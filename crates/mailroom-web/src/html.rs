@@ -13,6 +13,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("events.html", include_str!("../templates/events.html")),
     ("inbox.html", include_str!("../templates/inbox.html")),
+    ("outbox.html", include_str!("../templates/outbox.html")),
 ];
 
 const STYLESHEET: &str = include_str!("../static/console.css");

@@ -1,7 +1,8 @@
 //! mailroom's web console (`mailroom serve`): the ERP's Company Email page made real — Validate, Save only after a successful Validate, Diagnose with one-click fixes, Connect — served as plain HTML.
 //!
 //! Every page is rendered on the server; the only script is a small static file that
-//! disables Save as soon as a field changes (the server enforces the same rule anyway).
+//! disables Save as soon as a field changes (the server enforces the same rule anyway) and
+//! refreshes the Outbox page while messages are being sent.
 //! Secrets are write-only: a password typed into the page is kept in the server's memory for
 //! that browser session and written to the secrets file on Save, never sent back.
 //!
@@ -21,6 +22,7 @@ mod form;
 mod guard;
 mod html;
 mod inbox;
+mod outbox;
 mod session;
 mod strict_form;
 
@@ -128,6 +130,7 @@ pub(crate) struct Shared {
     pub(crate) sessions: session::Sessions,
     pub(crate) pages: html::Pages,
     pub(crate) renderer: mailroom_events::Renderer,
+    pub(crate) outbox: outbox::OutboxState,
 }
 
 impl Console {
@@ -140,6 +143,7 @@ impl Console {
                 sessions: session::Sessions::default(),
                 pages,
                 renderer: mailroom_events::Renderer::new(),
+                outbox: outbox::OutboxState::default(),
             }),
         }
     }
@@ -155,6 +159,10 @@ impl Console {
             .route("/events/{kind}", get(events::show))
             .route("/events/{kind}/message.html", get(events::message_html))
             .route("/events/{kind}/copy", post(events::send_copy))
+            .route("/outbox", get(outbox::page))
+            .route("/outbox/run", post(outbox::run))
+            .route("/outbox/{id}/retry", post(outbox::retry))
+            .route("/outbox/{id}/resolve", post(outbox::resolve))
             .route("/inbox", get(inbox::page))
             .route("/inbox/{number}/message.html", get(inbox::message_html))
             .route("/sign-in", get(guard::sign_in_page).post(guard::sign_in))

@@ -626,3 +626,266 @@ async fn the_inbox_tab_lists_what_the_test_server_received() {
     assert_eq!(browser.get("/inbox/2/message.html").await.status, StatusCode::NOT_FOUND);
     assert_eq!(browser.get("/inbox/0/message.html").await.status, StatusCode::NOT_FOUND);
 }
+
+/// The saved config's outbox, opened the way the CLI opens it (creating the default SQLite file).
+async fn outbox_of(setup: &Setup) -> mailroom_outbox::Store {
+    let loaded = mailroom::load_config_file(&setup.config_path()).unwrap();
+    mailroom::open_outbox(&setup.config_path(), &loaded.outbox).await.unwrap()
+}
+
+async fn state_of(store: &mailroom_outbox::Store, id: i64) -> mailroom_outbox::State {
+    store.list(None, 100).await.unwrap().into_iter().find(|m| m.id == id).unwrap().state
+}
+
+fn order(n: usize) -> mailroom_outbox::NewMessage {
+    let message = mailroom_core::MessageDraft::new(USER.parse().unwrap())
+        .to(format!("customer{n}@example.com").parse().unwrap())
+        .subject(format!("Order {n} confirmed – danke schön"))
+        .text("Your order is confirmed.\n")
+        .message_id(format!("<order-{n}@northwind.example>"))
+        .build()
+        .unwrap();
+    mailroom_outbox::NewMessage {
+        event_kind: Some("order_confirmed".into()),
+        ..mailroom_outbox::NewMessage::from_outgoing(&message)
+    }
+}
+
+async fn validate_and_save(setup: &Setup, browser: &mut Browser) {
+    browser.get("/").await;
+    let fields = setup.web_mail(PASSWORD, true);
+    assert!(browser.post("/", &with_action(&fields, "validate")).await.html.contains("Validated"));
+    assert!(browser.post("/", &with_action(&fields, "save")).await.html.contains("Saved"));
+}
+
+#[tokio::test]
+async fn the_outbox_page_explains_what_is_missing_and_creates_nothing() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    let page = browser.get("/outbox").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("Validate and Save it on the Company Email page first"), "{}", page.html);
+    assert!(page.html.contains("href=\"/outbox\" aria-current=\"page\""), "the Outbox tab");
+
+    validate_and_save(&setup, &mut browser).await;
+    let page = browser.get("/outbox").await;
+    assert!(page.html.contains("The outbox is not enabled"), "{}", page.html);
+    assert!(page.html.contains("[outbox]"));
+    let retried = browser.post("/outbox/1/retry", &[]).await;
+    assert_eq!(retried.status, StatusCode::CONFLICT);
+    assert!(retried.html.contains("Nothing was changed"));
+    assert_eq!(browser.post("/outbox/run", &[]).await.status, StatusCode::CONFLICT);
+    assert!(!setup.dir.path().join(mailroom::DEFAULT_OUTBOX_FILE).exists(), "looking created no database");
+
+    // An [outbox] section enables it: the page creates the database it names.
+    let config = std::fs::read_to_string(setup.config_path()).unwrap();
+    std::fs::write(setup.config_path(), format!("{config}\n[outbox]\nurl = \"sqlite:queue.db\"\n")).unwrap();
+    let page = browser.get("/outbox").await;
+    assert!(page.html.contains("The outbox is empty."), "{}", page.html);
+    assert!(setup.dir.path().join("queue.db").exists());
+}
+
+#[tokio::test]
+async fn the_outbox_page_counts_lists_retries_resolves_and_runs() {
+    use mailroom_outbox::{Outcome, State};
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    validate_and_save(&setup, &mut browser).await;
+    let store = outbox_of(&setup).await;
+    store.enqueue(&(1..=4).map(order).collect::<Vec<_>>()).await.unwrap();
+    let claimed = store.claim("test", 3, std::time::Duration::from_secs(60)).await.unwrap();
+    let error = |kind: &str, message: &str| serde_json::json!({"kind": kind, "message": message}).to_string();
+    store
+        .finish(&[
+            Outcome::Failed {
+                id: claimed[0].id,
+                claim_token: claimed[0].claim_token,
+                error: error("recipient_rejected", "550 5.1.1 <customer1@example.com>: no such user"),
+            },
+            Outcome::Unknown {
+                id: claimed[1].id,
+                claim_token: claimed[1].claim_token,
+                error: error("delivery_unknown", "The connection was lost after the message was handed over."),
+            },
+            Outcome::Unknown {
+                id: claimed[2].id,
+                claim_token: claimed[2].claim_token,
+                error: error("delivery_unknown", "-"),
+            },
+        ])
+        .await
+        .unwrap();
+
+    let page = browser.get("/outbox").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for (count, state) in [(1, "queued"), (0, "sending"), (0, "sent"), (1, "failed"), (2, "unknown")] {
+        assert!(
+            page.html.contains(&format!("<span class=\"count\">{count}</span> <strong>{state}</strong>")),
+            "{state}"
+        );
+    }
+    let text = unescape(&page.html);
+    for needle in [
+        "Order 1 confirmed – danke schön",
+        "customer4@example.com",
+        "order_confirmed",
+        "recipient_rejected: 550 5.1.1 <customer1@example.com>: no such user",
+        "<order-2@northwind.example>",
+    ] {
+        assert!(text.contains(needle), "{needle} not on the page");
+    }
+    assert!(page.html.contains("action=\"/outbox/1/retry\""));
+    assert!(page.html.contains("action=\"/outbox/2/resolve\"") && page.html.contains("action=\"/outbox/3/resolve\""));
+    assert!(!page.html.contains("action=\"/outbox/4/"), "a queued message has no button");
+    assert!(!page.html.contains("auto-refresh"), "nothing is being sent");
+
+    // Bad input changes nothing.
+    assert_eq!(browser.post("/outbox/2/retry", &[]).await.status, StatusCode::CONFLICT, "unknown is not failed");
+    let wrong = browser.post("/outbox/1/resolve", &[("decision", "sent")]).await;
+    assert_eq!(wrong.status, StatusCode::CONFLICT);
+    assert!(wrong.html.contains("message 1 is failed, not unknown"), "{}", wrong.html);
+    assert_eq!(browser.post("/outbox/999/retry", &[]).await.status, StatusCode::NOT_FOUND);
+    let not_a_number = browser.post("/outbox/abc/retry", &[]).await;
+    assert_eq!(not_a_number.status, StatusCode::NOT_FOUND);
+    assert!(not_a_number.html.contains("No such message"));
+    assert_eq!(browser.post("/outbox/2/resolve", &[("decision", "maybe")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(browser.post("/outbox/2/resolve", &[("sure", "1")]).await.status, StatusCode::BAD_REQUEST);
+    let no_csrf = browser
+        .send(
+            Request::post("/outbox/1/retry").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let csrf = std::mem::replace(&mut browser.csrf, "forged".into());
+    assert_eq!(browser.post("/outbox/1/retry", &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(browser.post("/outbox/2/resolve", &[("decision", "sent")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(browser.post("/outbox/run", &[]).await.status, StatusCode::FORBIDDEN);
+    browser.csrf = csrf;
+    let states = [state_of(&store, 1).await, state_of(&store, 2).await, state_of(&store, 3).await];
+    assert_eq!(states, [State::Failed, State::Unknown, State::Unknown]);
+
+    // Retry and both decisions.
+    let page = browser.post("/outbox/1/retry", &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("Message 1 is queued again"));
+    assert!(browser.post("/outbox/2/resolve", &[("decision", "sent")]).await.html.contains("Message 2 is marked sent"));
+    let page = browser.post("/outbox/3/resolve", &[("decision", "resend")]).await;
+    assert!(page.html.contains("Message 3 will be sent again"));
+    let states = [state_of(&store, 1).await, state_of(&store, 2).await, state_of(&store, 3).await];
+    assert_eq!(states, [State::Queued, State::Sent, State::Queued]);
+
+    // While a message is being sent the page refreshes itself (unless asked not to).
+    let held = store.claim("another-worker", 1, std::time::Duration::from_secs(60)).await.unwrap();
+    let page = browser.get("/outbox").await;
+    assert!(page.html.contains("id=\"auto-refresh\" data-seconds=\"2\""), "{}", page.html);
+    let page = browser.get("/outbox?auto=off").await;
+    assert!(!page.html.contains("auto-refresh") && page.html.contains("Refresh automatically"));
+    let retry =
+        Outcome::Retry { id: held[0].id, claim_token: held[0].claim_token, not_before_ms: 0, error: error("x", "y") };
+    store.finish(&[retry]).await.unwrap();
+
+    // Run sends what is queued through the saved config; the page follows it.
+    let page = browser.post("/outbox/run", &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/outbox");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let page = browser.get("/outbox").await;
+        if page.html.contains("The last run from this page") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {}", page.html);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(page.html.contains("3 sent, 0 failed, 0 unknown, 0 still queued."), "{}", page.html);
+    assert!(page.html.contains("<span class=\"count\">4</span> <strong>sent</strong>"));
+    assert_eq!(setup.server.messages().len(), 4, "the validate mail and messages 1, 3 and 4 (2 was marked sent)");
+}
+
+/// The Email Services: Microsoft 365 values for the mocked tenant, with `secret`.
+fn microsoft_fields(mock: &mailroom_testkit::MockMicrosoft365, secret: &str) -> Vec<(&'static str, String)> {
+    let tenant = mock.tenant();
+    vec![
+        ("service", "microsoft".to_owned()),
+        ("email_address", tenant.mailbox.clone()),
+        ("display_name", "Company ERP".to_owned()),
+        ("ms_tenant", tenant.tenant.clone()),
+        ("ms_client_id", tenant.client_id.clone()),
+        ("ms_auth", "application".to_owned()),
+        ("ms_client_secret", secret.to_owned()),
+        ("ms_authority", mock.uri()),
+        ("ms_api_base", mock.uri()),
+        ("timeout_secs", "5".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn microsoft_365_validates_saves_and_diagnoses_through_graph() {
+    let mock = mailroom_testkit::MockMicrosoft365::start(mailroom_testkit::MicrosoftTenant::company()).await;
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    let page = browser.get("/").await;
+    for label in ["Email Services: Microsoft 365", "Tenant", "Application (client) ID", "Sign in as", "Client secret"] {
+        assert!(page.html.contains(&format!(">{label}<")), "no label {label}");
+    }
+
+    // A wrong secret is shown at the Microsoft client secret, with the Entra step.
+    let wrong = microsoft_fields(&mock, "wrong-secret-value");
+    let page = browser.post("/", &with_action(&wrong, "validate")).await;
+    let secret = input_tag(&page.html, "ms_client_secret");
+    assert!(secret.contains("aria-invalid=\"true\"") && secret.contains("ms_client_secret-error"), "{}", page.html);
+    assert!(page.html.contains("AADSTS7000215"), "the documented identity-platform code");
+    assert!(page.html.contains("href=\"#ms_client_secret\""), "the notice links the field");
+    assert!(!page.html.contains("wrong-secret-value"));
+    assert!(mock.sent().is_empty());
+
+    // A tenant that is not one directory is a field error before any request.
+    let mut common = microsoft_fields(&mock, "right-secret");
+    common.iter_mut().find(|(k, _)| *k == "ms_tenant").unwrap().1 = "common".into();
+    let page = browser.post("/", &with_action(&common, "validate")).await;
+    assert!(input_tag(&page.html, "ms_tenant").contains("aria-invalid=\"true\""), "{}", page.html);
+
+    let fields = microsoft_fields(&mock, "right-secret");
+    let page = browser.post("/", &with_action(&fields, "diagnose")).await;
+    assert!(page.html.contains("Diagnosis: every step succeeded"), "{}", page.html);
+    let page = browser.post("/", &with_action(&fields, "validate")).await;
+    assert!(page.html.contains("Validated: the test mail was accepted"), "{}", page.html);
+    assert_eq!(mock.sent().len(), 1, "Graph accepted the test mail");
+    assert!(save_enabled(&page.html));
+    let page = browser.post("/", &with_action(&fields, "save")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let config = std::fs::read_to_string(setup.config_path()).unwrap();
+    assert!(config.contains("service = \"email_services\"") && config.contains("provider = \"microsoft\""), "{config}");
+    assert!(
+        config.contains("client_secret_env = \"MAILROOM_MS_SECRET\"") && !config.contains("right-secret"),
+        "{config}"
+    );
+    assert!(std::fs::read_to_string(setup.secrets_path()).unwrap().contains("MAILROOM_MS_SECRET=\"right-secret\""));
+    let loaded = mailroom::load_config_file(&setup.config_path()).unwrap();
+    assert!(matches!(loaded.config.service, mailroom_core::ServiceConfig::Graph(_)));
+
+    // A fresh session shows the saved values, the secret write-only.
+    let mut other = Browser::new(&setup.console);
+    let page = other.get("/").await;
+    assert!(input_tag(&page.html, "service-microsoft").contains("checked"));
+    assert!(input_tag(&page.html, "ms_client_id").contains(&mock.tenant().client_id));
+    assert!(input_tag(&page.html, "ms_auth-application").contains("checked"));
+    assert!(page.html.contains("Saved: leave empty to keep it"));
+    assert!(!page.html.contains("right-secret"));
+}
+
+#[tokio::test]
+async fn the_microsoft_365_smtp_preset_warns_of_december_2026_and_offers_graph() {
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let fields = vec![("service", "web_mail".to_owned()), ("email_address", USER.to_owned())];
+    let page = browser.post("/", &with_action(&fields, "preset:office365")).await;
+    assert!(input_tag(&page.html, "smtp_server").contains("value=\"smtp.office365.com\""));
+    assert!(page.html.contains("end of December 2026"), "{}", page.html);
+    assert!(page.html.contains("value=\"preset:graph\""), "Graph is offered");
+    let page = browser.post("/", &with_action(&fields, "preset:graph")).await;
+    assert!(input_tag(&page.html, "service-microsoft").contains("checked"), "{}", page.html);
+    assert!(page.html.contains("Mail.Send"));
+}
