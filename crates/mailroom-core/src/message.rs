@@ -549,6 +549,153 @@ impl OutgoingMessage {
     pub fn message_id(&self) -> &str {
         &self.message_id
     }
+
+    /// The bytes for a service that takes recipients from the headers only (Gmail's media
+    /// upload, Graph's MIME form): the message unchanged, preceded by a `Bcc:` field naming
+    /// the envelope recipients its To/Cc headers do not show. The builder keeps Bcc out of
+    /// the headers; those services remove the `Bcc:` field before delivery.
+    ///
+    /// ```
+    /// use mailroom_core::MessageDraft;
+    /// let message = MessageDraft::new("Company ERP <erp@company.com>".parse().unwrap())
+    ///     .to("ada@example.com".parse().unwrap())
+    ///     .bcc("audit@company.com".parse().unwrap())
+    ///     .subject("Invoice 1042")
+    ///     .text("Please pay.")
+    ///     .build()
+    ///     .unwrap();
+    /// let upload = message.bytes_with_bcc_field();
+    /// assert!(upload.starts_with(b"Bcc: audit@company.com\r\n"));
+    /// assert!(upload.ends_with(message.bytes()));
+    /// ```
+    pub fn bytes_with_bcc_field(&self) -> Vec<u8> {
+        let bytes = self.bytes();
+        let header_end = find(bytes, b"\r\n\r\n").or_else(|| find(bytes, b"\n\n")).unwrap_or(bytes.len());
+        let visible = address_fields(&bytes[..header_end]);
+        let hidden: Vec<String> =
+            self.recipients.iter().map(ToString::to_string).filter(|address| !mentions(&visible, address)).collect();
+        if hidden.is_empty() {
+            return bytes.to_vec();
+        }
+        let field = format!("Bcc: {}\r\n", hidden.join(",\r\n "));
+        let mut body = Vec::with_capacity(field.len() + bytes.len());
+        body.extend_from_slice(field.as_bytes());
+        body.extend_from_slice(bytes);
+        body
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The unfolded, lower-cased values of the To, Cc and Bcc fields.
+fn address_fields(headers: &[u8]) -> String {
+    let text = String::from_utf8_lossy(headers);
+    let mut out = String::new();
+    let mut in_field = false;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if in_field {
+                out.push(' ');
+                out.push_str(line.trim());
+            }
+            continue;
+        }
+        let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+        in_field = matches!(name.as_str(), "to" | "cc" | "bcc") && line.contains(':');
+        if in_field {
+            out.push('\n');
+            out.push_str(&line[line.find(':').map_or(0, |i| i + 1)..].to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// True when `address` appears in `fields` as a whole address (not inside a longer one).
+fn mentions(fields: &str, address: &str) -> bool {
+    let address = address.to_ascii_lowercase();
+    if address.is_empty() {
+        return false;
+    }
+    let bytes = fields.as_bytes();
+    let mut from = 0;
+    while let Some(found) = fields.get(from..).and_then(|rest| rest.find(&address)) {
+        let start = from + found;
+        let end = start + address.len();
+        let before_ok = start == 0 || matches!(bytes[start - 1], b'<' | b' ' | b',' | b'\n' | b'\t' | b':');
+        let after_ok = end == bytes.len() || matches!(bytes[end], b'>' | b' ' | b',' | b'\n' | b'\t' | b'\r');
+        if before_ok && after_ok {
+            return true;
+        }
+        // The next search starts after this match's first character, not its first byte: a
+        // byte step could land inside a multi-byte character and the slice would panic.
+        from = start + fields[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+#[cfg(test)]
+mod bcc_tests {
+    use super::*;
+
+    fn sender() -> Mailbox {
+        "Company ERP <erp@company.com>".parse().unwrap()
+    }
+
+    #[test]
+    fn messages_without_bcc_are_unchanged() {
+        let message = MessageDraft::new(sender())
+            .to("Ada <ada@example.com>".parse().unwrap())
+            .cc("cc@example.com".parse().unwrap())
+            .subject("x")
+            .text("y")
+            .build()
+            .unwrap();
+        assert_eq!(message.bytes_with_bcc_field(), message.bytes());
+    }
+
+    #[test]
+    fn bcc_recipients_become_a_bcc_field_in_front() {
+        let message = MessageDraft::new(sender())
+            .to("a@example.com".parse().unwrap())
+            .bcc("hidden@example.com".parse().unwrap())
+            .bcc("a@example.com.evil".parse().unwrap())
+            .subject("x")
+            .text("y")
+            .build()
+            .unwrap();
+        let body = message.bytes_with_bcc_field();
+        let prefix = b"Bcc: hidden@example.com,\r\n a@example.com.evil\r\n";
+        assert!(body.starts_with(prefix), "{}", String::from_utf8_lossy(&body));
+        assert_eq!(&body[prefix.len()..], message.bytes());
+    }
+
+    /// Issue 10 #2: a match that is not a whole address used to step one byte on and slice
+    /// inside a multi-byte character.
+    #[test]
+    fn a_non_ascii_recipient_inside_a_longer_address_does_not_panic() {
+        assert!(!mentions("\nüser@example.com.evil", "üser@example.com"));
+        assert!(mentions("\nüser@example.com.evil, üser@example.com", "üser@example.com"));
+        assert!(!mentions("\nééé", "é"));
+    }
+
+    /// Found by `mentions_never_panics`: an empty address matched at the end of the text and
+    /// the next search started past it.
+    #[test]
+    fn an_empty_address_is_mentioned_nowhere() {
+        assert!(!mentions("", ""));
+        assert!(!mentions("\nä", ""));
+    }
+
+    proptest::proptest! {
+        /// Whatever the header text and the address, the search never panics.
+        #[test]
+        fn mentions_never_panics(fields in ".{0,60}", address in ".{0,12}") {
+            let _ = mentions(&fields, &address);
+        }
+    }
 }
 
 #[cfg(test)]

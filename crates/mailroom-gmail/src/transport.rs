@@ -194,7 +194,8 @@ impl Transport for GmailTransport {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
-        let mut body = upload_body(message);
+        // Gmail takes recipients from the headers only: Bcc travels as a `Bcc:` field.
+        let mut body = message.bytes_with_bcc_field();
         let mut transcript = Transcript::new();
         if body.len() > MAX_UPLOAD_BYTES {
             return Err(GmailError::TooLarge { size: body.len(), limit: MAX_UPLOAD_BYTES }.into_send_error(transcript));
@@ -291,110 +292,9 @@ pub(crate) fn interpret(
     Err((GmailError::Api { status, error: Box::new(error), retry_after, retry_at }, shown))
 }
 
-/// The bytes to upload: the message unchanged, preceded by a `Bcc:` field when the
-/// envelope has recipients the To/Cc headers do not show. Gmail takes recipients from the
-/// headers only (there is no envelope), and core's builder keeps Bcc out of the headers;
-/// Gmail removes the `Bcc:` field before delivery.
-pub(crate) fn upload_body(message: &OutgoingMessage) -> Vec<u8> {
-    let bytes = message.bytes();
-    let header_end = find(bytes, b"\r\n\r\n").or_else(|| find(bytes, b"\n\n")).unwrap_or(bytes.len());
-    let visible = address_fields(&bytes[..header_end]);
-    let hidden: Vec<String> =
-        message.recipients().iter().map(ToString::to_string).filter(|address| !mentions(&visible, address)).collect();
-    if hidden.is_empty() {
-        return bytes.to_vec();
-    }
-    let field = format!("Bcc: {}\r\n", hidden.join(",\r\n "));
-    let mut body = Vec::with_capacity(field.len() + bytes.len());
-    body.extend_from_slice(field.as_bytes());
-    body.extend_from_slice(bytes);
-    body
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The unfolded, lower-cased values of the To, Cc and Bcc fields.
-fn address_fields(headers: &[u8]) -> String {
-    let text = String::from_utf8_lossy(headers);
-    let mut out = String::new();
-    let mut in_field = false;
-    for line in text.split('\n') {
-        let line = line.trim_end_matches('\r');
-        if line.starts_with([' ', '\t']) {
-            if in_field {
-                out.push(' ');
-                out.push_str(line.trim());
-            }
-            continue;
-        }
-        let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
-        in_field = matches!(name.as_str(), "to" | "cc" | "bcc") && line.contains(':');
-        if in_field {
-            out.push('\n');
-            out.push_str(&line[line.find(':').map_or(0, |i| i + 1)..].to_ascii_lowercase());
-        }
-    }
-    out
-}
-
-/// True when `address` appears in `fields` as a whole address (not inside a longer one).
-fn mentions(fields: &str, address: &str) -> bool {
-    let address = address.to_ascii_lowercase();
-    let bytes = fields.as_bytes();
-    let mut from = 0;
-    while let Some(found) = fields[from..].find(&address) {
-        let start = from + found;
-        let end = start + address.len();
-        let before_ok = start == 0 || matches!(bytes[start - 1], b'<' | b' ' | b',' | b'\n' | b'\t' | b':');
-        let after_ok = end == bytes.len() || matches!(bytes[end], b'>' | b' ' | b',' | b'\n' | b'\t' | b'\r');
-        if before_ok && after_ok {
-            return true;
-        }
-        // The next search starts after this match's first character, not its first byte: a
-        // byte step could land inside a multi-byte character and the slice would panic.
-        from = start + fields[start..].chars().next().map_or(1, char::len_utf8);
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailroom_core::MessageDraft;
-
-    fn sender() -> Mailbox {
-        "Company ERP <erp@company.com>".parse().unwrap()
-    }
-
-    #[test]
-    fn messages_without_bcc_are_uploaded_unchanged() {
-        let message = MessageDraft::new(sender())
-            .to("Ada <ada@example.com>".parse().unwrap())
-            .cc("cc@example.com".parse().unwrap())
-            .subject("x")
-            .text("y")
-            .build()
-            .unwrap();
-        assert_eq!(upload_body(&message), message.bytes());
-    }
-
-    #[test]
-    fn bcc_recipients_become_a_bcc_field_in_front() {
-        let message = MessageDraft::new(sender())
-            .to("a@example.com".parse().unwrap())
-            .bcc("hidden@example.com".parse().unwrap())
-            .bcc("a@example.com.evil".parse().unwrap())
-            .subject("x")
-            .text("y")
-            .build()
-            .unwrap();
-        let body = upload_body(&message);
-        let prefix = b"Bcc: hidden@example.com,\r\n a@example.com.evil\r\n";
-        assert!(body.starts_with(prefix), "{}", String::from_utf8_lossy(&body));
-        assert_eq!(&body[prefix.len()..], message.bytes());
-    }
 
     fn reply(status: u16, body: Vec<u8>, retry_after: Option<String>) -> Reply {
         Reply { status, retry_after, body: Ok(body) }
@@ -489,19 +389,5 @@ mod tests {
             endpoint_url(&base, SEND_PATH, None).as_str(),
             "https://gmail.googleapis.com/upload/gmail/v1/users/me/messages/send"
         );
-    }
-}
-
-#[cfg(test)]
-mod mentions_tests {
-    use super::*;
-
-    /// Issue 10 #2: a match that is not a whole address used to step one byte on and slice
-    /// inside a multi-byte character.
-    #[test]
-    fn a_non_ascii_recipient_inside_a_longer_address_does_not_panic() {
-        assert!(!mentions("\nüser@example.com.evil", "üser@example.com"));
-        assert!(mentions("\nüser@example.com.evil, üser@example.com", "üser@example.com"));
-        assert!(!mentions("\nééé", "é"));
     }
 }
