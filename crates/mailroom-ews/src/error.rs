@@ -255,6 +255,9 @@ pub(crate) enum EwsError {
         status: u16,
         /// Why.
         reason: ParseError,
+        /// The body starts like a SOAP envelope (cut, corrupted or not UTF-8 on the way):
+        /// Exchange itself answered, so a `CreateItem` may have been carried out.
+        soap_started: bool,
     },
     /// A SOAP fault.
     #[error("SOAP fault {}: {}", fault.code(), fault_text(fault))]
@@ -420,7 +423,11 @@ impl EwsError {
                     None => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body, scrubber) }),
                 }
             }
-            Err(reason) if status == 200 => Err(EwsError::Malformed { status, reason: reason.scrubbed(scrubber) }),
+            Err(reason) if status == 200 => Err(EwsError::Malformed {
+                status,
+                soap_started: !matches!(reason, ParseError::NotSoap(_)) && starts_like_soap(body),
+                reason: reason.scrubbed(scrubber),
+            }),
             Err(_) => Err(EwsError::Status { status, summary: HttpSummary::of(reason, headers, body, scrubber) }),
         }
     }
@@ -542,6 +549,14 @@ impl EwsError {
             }
             EwsError::Unauthorized { challenges } => unauthorized(challenges, context, detail),
             EwsError::Status { status, summary } => status_error(*status, summary, context, at, detail),
+            // A 200 to CreateItem that starts as a SOAP envelope but cannot be read may mean
+            // "sent": never `protocol`, which would let someone send it again (issue 10 #10).
+            EwsError::Malformed { status, soap_started: true, .. } if at == At::Send => {
+                SendError::new(ErrorKind::DeliveryUnknown, detail)
+                    .with_retry(Retry::Permanent)
+                    .with_reply(ServerReply::http(*status, None, "unreadable SOAP reply"))
+                    .with_hint("Exchange answered HTTP 200 but its reply cannot be read whole: the message may have been sent. Check the sender's Sent Items or the recipient's mailbox before sending it again (mailroom does not resend it on its own).")
+            }
             EwsError::Malformed { status, .. } => {
                 let error = with_field(SendError::new(ErrorKind::Protocol, detail), uri_field)
                     .with_reply(ServerReply::http(*status, None, "unreadable SOAP reply"));
@@ -680,6 +695,13 @@ fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, d
 /// send it twice (DESIGN.md: only errors raised before the server could have accepted the
 /// message are retried). 429, 503 and the throttling codes are refusals before any work
 /// and stay temporary.
+/// Whether a body begins like a SOAP reply (an XML declaration or element, an `Envelope`
+/// near the start), read leniently: its bytes may be cut or not UTF-8.
+fn starts_like_soap(body: &[u8]) -> bool {
+    let start = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    start.trim_start_matches('\u{feff}').trim_start().starts_with('<') && start.contains("Envelope")
+}
+
 fn maybe_sent(error: SendError) -> SendError {
     error.with_retry(Retry::Permanent).with_hint(
         "Exchange reported a server error after receiving the message, so it may have been sent: check the sender's Sent Items or the recipient's mailbox before sending it again (mailroom does not resend it on its own).",

@@ -90,11 +90,8 @@ impl Http {
         }
         let reply =
             self.client.send(outgoing, transcript).await.map_err(|e| from_http(e, self.client.connect_timeout()))?;
-        if let Some(cut) = &reply.body_error
-            && cut.contains("larger than")
-        {
-            return Err(EwsError::TooLarge { status: reply.status, limit: MAX_BODY });
-        }
+        // An error reply whose body was cut (too large, stalled) is still classified by its
+        // status and what could be read; a 2xx that could not be read whole is an error above.
         Ok(reply)
     }
 }

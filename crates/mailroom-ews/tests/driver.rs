@@ -224,7 +224,8 @@ async fn http_level_failures_are_classified() {
 
     let success = fixture("create_item_success.xml");
     let truncated = send_error(ResponseTemplate::new(200).set_body_string(&success[..success.len() / 2])).await;
-    assert_eq!(truncated.kind(), ErrorKind::Protocol);
+    // Exchange answered 200 and its reply broke off: the message may have been sent (issue 10 #10).
+    assert_eq!(truncated.kind(), ErrorKind::DeliveryUnknown);
     assert!(truncated.detail().contains("truncated"), "{truncated}");
     assert!(!truncated.retry().is_temporary(), "an unreadable reply to a send is never retried");
 

@@ -260,6 +260,11 @@ pub(crate) fn classify(
         return make(Failure::Connect { refused: io_kind == Some(std::io::ErrorKind::ConnectionRefused) });
     }
     if let Some(hyper) = links.iter().find_map(|e| e.downcast_ref::<hyper::Error>()) {
+        if hyper.is_parse_too_large() && written && delivers {
+            // A reply head past hyper's limit may begin `HTTP/1.1 200`: the message was handed
+            // over and may have been accepted.
+            return make(Failure::DeliveryUnknown);
+        }
         if hyper.is_parse() || hyper.is_parse_status() {
             return make(Failure::NotHttp);
         }

@@ -10,6 +10,10 @@
 //! - [`Persona`]: Gmail 587, Gmail 465 and Office 365 587 built from the providers' real
 //!   replies (`fixtures/smtp/*.toml`), each with [`Fault`] modes.
 //! - [`SmtpSink`]: a fast counting sink for throughput measurements.
+//! - [`HostileHttpServer`]: a raw HTTP server that reads each request and then misbehaves
+//!   ([`HostileReply`]: cut bodies, 10 MB lines, endless chunks, trickles, silence).
+//! - `MockMicrosoft365` (feature `microsoft`): the Microsoft identity platform and Graph on
+//!   wiremock, answering with captured replies.
 //! - [`ChaosSmtpServer`]: refuses, throttles and drops connections after the data on purpose,
 //!   and logs every message by Message-ID with its fate and arrival time (outbox tests).
 //!
@@ -38,6 +42,8 @@ mod chaos;
 mod conn;
 mod fake;
 mod host;
+mod hostile_http;
+#[cfg(feature = "microsoft")]
 mod microsoft;
 mod persona;
 mod reply;
@@ -51,6 +57,8 @@ pub use capture::{CapturedMessage, ParsedAddress, ParsedAttachment, ParsedMessag
 pub use chaos::{Arrival, ChaosSmtpServer, ChaosSmtpServerBuilder, Fate};
 pub use conn::Limits;
 pub use fake::{FakeSmtpServer, FakeSmtpServerBuilder};
+pub use hostile_http::{HostileHttpServer, HostileReply};
+#[cfg(feature = "microsoft")]
 pub use microsoft::{MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture};
 pub use persona::{Fault, Persona};
 pub use reply::Reply;

@@ -104,6 +104,19 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
+    /// Parses a token endpoint's success body as every grant does (the same lenient
+    /// `expires_in`, scopes and `id_token` claims); `None` when it holds no access token.
+    /// Never panics, whatever the bytes.
+    ///
+    /// ```
+    /// let token = mailroom_http::Token::parse(br#"{"access_token":"ya29.x","expires_in":"3599","token_type":"bearer"}"#).unwrap();
+    /// assert_eq!(token.expires_in, Some(3599));
+    /// assert!(mailroom_http::Token::parse(b"\xff{").is_none());
+    /// ```
+    pub fn parse(body: &[u8]) -> Option<Token> {
+        serde_json::from_slice::<TokenReply>(body).ok().and_then(Token::from_reply)
+    }
+
     pub(crate) fn from_reply(reply: TokenReply) -> Option<Token> {
         let access = reply.access_token.secret().to_owned();
         if access.is_empty() {
@@ -183,7 +196,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Option<Token> {
-        serde_json::from_str::<TokenReply>(body).ok().and_then(Token::from_reply)
+        Token::parse(body.as_bytes())
     }
 
     #[test]
