@@ -1,4 +1,4 @@
-//! The console in a real browser: Debian's Chromium through chromedriver (WebDriver, fantoccini) walks the seed's flow against the fake SMTP server, checks every page's layout at 390 px and 1280 px, and runs axe-core on each.
+//! The console in a real browser: Debian's Chromium through chromedriver (WebDriver, fantoccini) walks the seed's flow against the fake SMTP server, works the Outbox page (Retry by keyboard, the page refreshing itself while a message is being sent, Run), checks every page's layout at 390 px and 1280 px, and runs axe-core on each at both widths.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install chromium
 //! chromium-driver`) and axe-core under `$CARGO_TARGET_DIR/axe` (`.ci/run` installs all
@@ -159,12 +159,9 @@ async fn check_layout(client: &Client, name: &str, width: u32) {
     assert!(scroll <= inner, "{name} at {width} px scrolls sideways: content {scroll} px in a {inner} px window");
 }
 
-/// [`check_layout`], and at 1280 px axe-core finds no serious or critical violation.
+/// [`check_layout`], and axe-core finds no serious or critical violation at this width.
 async fn check_page(client: &Client, axe: &str, name: &str, width: u32) {
     check_layout(client, name, width).await;
-    if width != 1280 {
-        return;
-    }
     client.execute(axe, vec![]).await.unwrap();
     let result = client
         .execute_async(
@@ -198,6 +195,49 @@ fn lengthen(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(lengthen),
         _ => {}
     }
+}
+
+/// The saved config's outbox (the default SQLite file beside it) with a queued, a failed and
+/// an unknown message, whose states the real store's claim and finish set.
+async fn fill_outbox(config_path: &Path) -> mailroom_outbox::Store {
+    let loaded = mailroom::load_config_file(config_path).unwrap();
+    let store = mailroom::open_outbox(config_path, &loaded.outbox).await.unwrap();
+    let messages: Vec<_> = (1..=3)
+        .map(|n| {
+            let message = mailroom_core::MessageDraft::new(USER.parse().unwrap())
+                .to(format!("accounts-payable-department-{n}@galvanised-hexagon-bolts.example").parse().unwrap())
+                .subject(format!(
+                    "Reminder: invoice INV-2026-{n:05} is overdue (GALVANISEDHEXAGONHEADBOLTM12X150DIN933)"
+                ))
+                .text("Please pay.\n")
+                .message_id(format!("<reminder-{n}@northwind.example>"))
+                .build()
+                .unwrap();
+            mailroom_outbox::NewMessage {
+                event_kind: Some("overdue_invoice_reminder".into()),
+                ..mailroom_outbox::NewMessage::from_outgoing(&message)
+            }
+        })
+        .collect();
+    store.enqueue(&messages).await.unwrap();
+    let claimed = store.claim("browser-test", 2, Duration::from_secs(60)).await.unwrap();
+    let error = |kind: &str, message: &str| json!({"kind": kind, "message": message}).to_string();
+    store
+        .finish(&[
+            mailroom_outbox::Outcome::Failed {
+                id: claimed[0].id,
+                claim_token: claimed[0].claim_token,
+                error: error("recipient_rejected", "550 5.1.1 <accounts-payable-department-1@galvanised-hexagon-bolts.example>: Recipient address rejected: User unknown in virtual mailbox table"),
+            },
+            mailroom_outbox::Outcome::Unknown {
+                id: claimed[1].id,
+                claim_token: claimed[1].claim_token,
+                error: error("delivery_unknown", "The connection was lost after the message was handed over: it may have been delivered."),
+            },
+        ])
+        .await
+        .unwrap();
+    store
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,10 +344,83 @@ async fn the_seed_flow_layout_and_accessibility_in_chromium() {
     assert!(text(&client, "#result").await.contains("Validated"));
     assert!(checked(&client, "smtp_enable_ssl").await, "the fix ticked Enable SSL");
 
+    // The Outbox page: first it explains how to enable the outbox, then it lists it.
+    client.goto(&format!("{base}/outbox")).await.unwrap();
+    assert!(text(&client, "#not-enabled").await.contains("[outbox]"));
+    for width in [390, 1280] {
+        check_page(&client, &axe, "outbox-not-enabled", width).await;
+    }
+    let store = fill_outbox(&config_path).await;
+    client.goto(&format!("{base}/outbox")).await.unwrap();
+    for width in [390, 1280] {
+        check_page(&client, &axe, "outbox", width).await;
+    }
+    // Keyboard: Tab to the first Retry button and press Enter.
+    client.set_window_size(1280, 900).await.unwrap();
+    let retry = client.find(Locator::Css("button[aria-label='Retry message 1']")).await.unwrap();
+    assert_eq!(retry.text().await.unwrap(), "Retry");
+    let old_main = client.find(Locator::Css("main")).await.unwrap();
+    retry.send_keys("\u{E007}").await.unwrap();
+    wait_for_new_page(&client, old_main).await;
+    assert!(text(&client, "#result").await.contains("Message 1 is queued again"));
+    // While a message is being sent the page refreshes itself (the static script), and stops
+    // once nothing is in flight.
+    let held = store.claim("another-worker", 1, Duration::from_secs(60)).await.unwrap();
+    client.goto(&format!("{base}/outbox")).await.unwrap();
+    assert!(text(&client, "#refreshing").await.contains("refreshes every 2 seconds"));
+    screenshot(&client, "outbox-refreshing").await;
+    let old_main = client.find(Locator::Css("main")).await.unwrap();
+    let back = mailroom_outbox::Outcome::Retry {
+        id: held[0].id,
+        claim_token: held[0].claim_token,
+        not_before_ms: 0,
+        error: "{}".into(),
+    };
+    store.finish(&[back]).await.unwrap();
+    // The test does not navigate: only the page's own refresh can make the notice go.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if old_main.attr("id").await.is_err()
+            && client.execute("return document.readyState", vec![]).await.unwrap() == "complete"
+            && client.find(Locator::Id("refreshing")).await.is_err()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page did not refresh itself");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Run sends the queued messages through the saved config; the page follows the run.
+    let before = server.messages().len();
+    click_and_wait(&client, "form[action='/outbox/run'] button").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client.source().await.unwrap().contains("The last run from this page") {
+        assert!(Instant::now() < deadline, "the run did not finish: {}", text(&client, "main").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.goto(&format!("{base}/outbox?auto=off")).await.unwrap();
+    }
+    assert!(text(&client, "#result").await.contains("2 sent, 0 failed, 0 unknown"), "{}", text(&client, "main").await);
+    assert_eq!(server.messages().len(), before + 2, "messages 1 and 3 (2 waits for a decision)");
+    screenshot(&client, "outbox-after-run").await;
+
+    // Email Services: Microsoft 365 shows its own fields, on a phone too.
+    client.goto(&format!("{base}/")).await.unwrap();
+    client.find(Locator::Id("service-microsoft")).await.unwrap().click().await.unwrap();
+    assert!(client.find(Locator::Id("ms_tenant")).await.unwrap().is_displayed().await.unwrap());
+    assert!(!client.find(Locator::Id("smtp_server")).await.unwrap().is_displayed().await.unwrap());
+    for width in [390, 1280] {
+        check_page(&client, &axe, "company-email-microsoft", width).await;
+    }
+
     // Every page: no sideways scrolling at 390 px and 1280 px, no serious axe violation.
-    for (name, path) in
-        [("company-email", "/"), ("connect", "/connect"), ("sign-in", "/sign-in"), ("not-found", "/nope")]
-    {
+    for (name, path) in [
+        ("company-email", "/"),
+        ("connect", "/connect"),
+        ("events", "/events"),
+        ("event", "/events/overdue_invoice_reminder"),
+        ("inbox", "/inbox"),
+        ("sign-in", "/sign-in"),
+        ("not-found", "/nope"),
+    ] {
         client.goto(&format!("{base}{path}")).await.unwrap();
         for width in [390, 1280] {
             check_page(&client, &axe, name, width).await;
