@@ -4,6 +4,9 @@
 //! nothing of each other; the `mailroom` facade turns a [`config::CompanyEmail`] into an
 //! `Arc<dyn Transport>`.
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;

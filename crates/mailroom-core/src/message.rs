@@ -107,7 +107,7 @@ pub enum MessageError {
 
 /// The longest run without a space a header value may have, in bytes: a header line holds
 /// 998 bytes, minus the field name and room for the encoding lettre may apply.
-pub const MAX_HEADER_WORD: usize = 900;
+pub(crate) const MAX_HEADER_WORD: usize = 900;
 
 const RESERVED_HEADERS: &[&str] = &[
     "from",

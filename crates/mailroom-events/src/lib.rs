@@ -30,6 +30,9 @@
 //! assert!(String::from_utf8_lossy(&preview.eml).contains("X-ERP-Event: user_notification"));
 //! ```
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 mod common;
 mod error;
 mod fold;

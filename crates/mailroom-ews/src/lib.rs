@@ -36,6 +36,9 @@
 //! whatever the server sends back before any of it is kept, so a server echoing the request
 //! leaks nothing. The probe behind `mailroom diagnose` is in [`Transport::probe`](mailroom_core::Transport::probe).
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 mod envelope;
 mod error;
 mod http;

@@ -31,6 +31,9 @@
 //! upload is not (the message may have gone out), nor is a connection lost after the upload
 //! (`delivery_unknown`).
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 mod connect;
 mod error;
 mod http;

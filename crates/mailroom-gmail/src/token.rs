@@ -103,7 +103,7 @@ pub(crate) struct RefreshTokenSource {
 
 impl RefreshTokenSource {
     /// The refresh token, from the config or the token file.
-    pub fn refresh_token(&self) -> Result<Secret, GmailError> {
+    pub(crate) fn refresh_token(&self) -> Result<Secret, GmailError> {
         match &self.refresh {
             RefreshSource::Inline(secret) => Ok(secret.clone()),
             RefreshSource::File(path) => read_token_file(path, self.client.client_id()),
@@ -111,7 +111,7 @@ impl RefreshTokenSource {
     }
 
     /// One refresh-token grant, with the transcript of the exchange.
-    pub async fn grant(&self, transcript: &mut Transcript) -> Result<Grant, GmailError> {
+    pub(crate) async fn grant(&self, transcript: &mut Transcript) -> Result<Grant, GmailError> {
         let refresh_token = self.refresh_token()?;
         let issued = Instant::now();
         let token = self.client.refresh(&refresh_token, &[], transcript).await.map_err(from_oauth)?;

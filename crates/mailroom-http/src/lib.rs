@@ -17,6 +17,9 @@
 //! - [`write_private_file`] / [`read_private_file`]: secret-bearing files, atomic and 0600.
 //! - [`retry_after`], [`backoff_millis`], [`token_expiry`]: server numbers within bounds.
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 mod client;
 mod error;
 mod limits;

@@ -185,7 +185,7 @@ pub use mailroom_core::trust::TlsFailure;
 
 /// Classifies an I/O error from a tokio-rustls handshake: the rustls error in its chain, or,
 /// without one, `InvalidData` (bytes that are not TLS) versus anything else.
-pub fn tls_failure_of(error: &std::io::Error) -> TlsFailure {
+pub(crate) fn tls_failure_of(error: &std::io::Error) -> TlsFailure {
     match mailroom_core::trust::find_rustls_error(error) {
         Some(tls) => TlsFailure::of(tls),
         None if error.kind() == std::io::ErrorKind::InvalidData => TlsFailure::NotTls,

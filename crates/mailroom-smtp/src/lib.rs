@@ -18,6 +18,9 @@
 //! Errors are [`SmtpError`] internally and [`mailroom_core::SendError`] outside, with the
 //! config field to change and a redacted transcript.
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 mod error;
 mod probe;
 mod reply;

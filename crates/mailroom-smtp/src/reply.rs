@@ -4,9 +4,9 @@ use mailroom_core::ServerReply;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
 /// The longest reply line we accept (RFC 5321 says 512; real servers send longer URLs).
-pub const MAX_LINE: usize = 4096;
+pub(crate) const MAX_LINE: usize = 4096;
 /// The most lines in one reply (EHLO lists are ~20).
-pub const MAX_LINES: usize = 128;
+pub(crate) const MAX_LINES: usize = 128;
 
 /// One SMTP reply: the code and every line's text (code and separator removed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ fn shorten(bytes: &[u8]) -> String {
 }
 
 /// Parses one reply line: `250-text`, `250 text` or bare `250`. Returns (code, is_last, text).
-pub fn parse_line(line: &[u8]) -> Result<(u16, bool, String), ReadError> {
+pub(crate) fn parse_line(line: &[u8]) -> Result<(u16, bool, String), ReadError> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.first().is_some_and(|b| matches!(b, 0x14..=0x17)) && line.get(1) == Some(&0x03) {
@@ -80,7 +80,7 @@ pub fn parse_line(line: &[u8]) -> Result<(u16, bool, String), ReadError> {
 }
 
 /// Reads one whole reply; every line must carry the same code.
-pub async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Reply, ReadError> {
+pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Reply, ReadError> {
     let mut lines = Vec::new();
     let mut code = None;
     let mut buffer = Vec::with_capacity(128);

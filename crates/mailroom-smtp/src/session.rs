@@ -23,7 +23,7 @@ use crate::reply::{Reply, read_reply};
 
 /// Everything needed to open sessions to one server; shared by all pooled sessions.
 #[derive(Clone)]
-pub struct SessionSettings {
+pub(crate) struct SessionSettings {
     /// Server host name or IP.
     pub host: String,
     /// Port.
@@ -90,7 +90,7 @@ impl Resolver {
 
 /// How to log in.
 #[derive(Clone)]
-pub enum Login {
+pub(crate) enum Login {
     /// PLAIN or LOGIN with a password.
     Password {
         /// User name.
@@ -109,7 +109,7 @@ pub enum Login {
 
 /// What the server's EHLO reply says it can do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     /// STARTTLS offered.
     pub starttls: bool,
     /// PIPELINING offered (RFC 2920).
@@ -126,7 +126,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Parses an EHLO reply (the first line is the server's name).
-    pub fn parse(reply: &Reply) -> Capabilities {
+    pub(crate) fn parse(reply: &Reply) -> Capabilities {
         let mut caps = Capabilities::default();
         for line in reply.lines.iter().skip(1) {
             let mut words = line.split_whitespace();
@@ -201,7 +201,7 @@ impl AsyncWrite for Stream {
 }
 
 /// Records each finished step for the probe.
-pub trait StepObserver: Send {
+pub(crate) trait StepObserver: Send {
     /// A step finished (successfully) after `elapsed`, with a short description.
     fn step_done(&mut self, step: Step, elapsed: Duration, detail: String);
 }
@@ -219,7 +219,7 @@ async fn within<T>(
 }
 
 /// An open, greeted, (encrypted,) (authenticated) SMTP session.
-pub struct Session {
+pub(crate) struct Session {
     io: BufReader<Stream>,
     capabilities: Capabilities,
     transcript: Transcript,
@@ -234,7 +234,7 @@ pub struct Session {
 }
 
 /// A session that could not be opened: the error and the transcript up to it.
-pub struct OpenFailure {
+pub(crate) struct OpenFailure {
     /// What failed.
     pub error: SmtpError,
     /// The redacted transcript so far.
@@ -245,7 +245,7 @@ pub struct OpenFailure {
 
 impl Session {
     /// Connects and walks the session up to a logged-in, ready state.
-    pub async fn open(settings: &SessionSettings, observer: &mut dyn StepObserver) -> Result<Session, OpenFailure> {
+    pub(crate) async fn open(settings: &SessionSettings, observer: &mut dyn StepObserver) -> Result<Session, OpenFailure> {
         let mut transcript = Transcript::new();
         let mut rejected_token = None;
         match Self::open_steps(settings, observer, &mut transcript, &mut rejected_token).await {
@@ -532,18 +532,18 @@ impl Session {
     }
 
     /// What the server said it supports (after TLS, when TLS is on).
-    pub fn capabilities(&self) -> &Capabilities {
+    pub(crate) fn capabilities(&self) -> &Capabilities {
         &self.capabilities
     }
 
     /// Takes the transcript recorded since the last call.
-    pub fn take_transcript(&mut self) -> Transcript {
+    pub(crate) fn take_transcript(&mut self) -> Transcript {
         std::mem::take(&mut self.transcript)
     }
 
     /// True when the idle connection shows no sign of having been closed: nothing readable
     /// without waiting (a 421 or EOF would be). Costs no round trip.
-    pub fn looks_alive(&mut self) -> bool {
+    pub(crate) fn looks_alive(&mut self) -> bool {
         if !self.io.buffer().is_empty() {
             return false;
         }
@@ -563,7 +563,7 @@ impl Session {
     }
 
     /// Sends one message. Uses PIPELINING when offered (RSET, MAIL, RCPT…, DATA in one write).
-    pub async fn send(&mut self, message: &OutgoingMessage) -> Result<Reply, SmtpError> {
+    pub(crate) async fn send(&mut self, message: &OutgoingMessage) -> Result<Reply, SmtpError> {
         if let Some(limit) = self.capabilities.size
             && message.len() as u64 > limit
         {
@@ -677,7 +677,7 @@ impl Session {
     }
 
     /// Whether the session can be reused after `error` (a clean refusal before DATA).
-    pub fn reusable_after(&self, error: &SmtpError) -> bool {
+    pub(crate) fn reusable_after(&self, error: &SmtpError) -> bool {
         let clean_refusal = match error {
             SmtpError::Refused { step: Step::Mail | Step::Rcpt | Step::Rset | Step::Data, .. } => true,
             SmtpError::Refused { step: Step::FinalReply, reply } => reply.code / 100 == 5,
@@ -688,7 +688,7 @@ impl Session {
     }
 
     /// Checks that the server accepts `sender` in MAIL FROM, then resets; sends no message.
-    pub async fn check_sender(&mut self, sender: &lettre::Address) -> Result<Reply, SmtpError> {
+    pub(crate) async fn check_sender(&mut self, sender: &lettre::Address) -> Result<Reply, SmtpError> {
         let reply = self.command(Step::Mail, &format!("MAIL FROM:<{sender}>\r\n")).await?;
         if !reply.is_completion() {
             return Err(SmtpError::Refused { step: Step::Mail, reply });
@@ -698,7 +698,7 @@ impl Session {
     }
 
     /// Says QUIT and closes, waiting at most one second.
-    pub async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let _ = self.io.get_mut().write_all(b"QUIT\r\n").await;
             let _ = self.io.get_mut().flush().await;
@@ -772,7 +772,7 @@ fn is_alert(error: &io::Error) -> bool {
 }
 
 /// Dot-stuffs a message (RFC 5321 §4.5.2) and appends the end-of-data marker.
-pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+pub(crate) fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 64);
     let mut at_line_start = true;
     for &byte in message {

@@ -10,7 +10,7 @@ use rustls::pki_types::ServerName;
 use crate::error::SmtpError;
 
 /// Builds the client config: core's trust policy with every certificate in `ca_file` added.
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, SmtpError> {
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, SmtpError> {
     let mut extra_roots = Vec::new();
     if let Some(path) = ca_file {
         let ca_error = |reason: String| SmtpError::CaFile { path: path.display().to_string(), reason };
@@ -28,7 +28,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, SmtpEr
 }
 
 /// The name the server's certificate must carry: the DNS name or IP address as configured.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, SmtpError> {
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, SmtpError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(bare.to_owned())
         .map_err(|e| SmtpError::Resolve { host: host.to_owned(), reason: format!("not a valid TLS server name: {e}") })

@@ -37,6 +37,9 @@
 //! # Ok(()) }
 //! ```
 
+// Items are `pub` only where the crate exports them: a user sees exactly the public API.
+#![warn(unreachable_pub)]
+
 mod capture;
 mod chaos;
 mod conn;

@@ -87,11 +87,11 @@ const TOP_KEYS: &[&str] =
     &["service", "email_address", "display_name", "web_mail", "exchange", "email_services", "outbox"];
 
 /// Google's OAuth2 authorization endpoint.
-pub const GOOGLE_AUTH_URI: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+pub(super) const GOOGLE_AUTH_URI: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 /// Google's OAuth2 token endpoint.
-pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+pub(super) const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// The Gmail API base.
-pub const GMAIL_API_BASE: &str = "https://gmail.googleapis.com";
+pub(super) const GMAIL_API_BASE: &str = "https://gmail.googleapis.com";
 
 /// How serious a config issue is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
