@@ -245,7 +245,10 @@ pub(crate) struct OpenFailure {
 
 impl Session {
     /// Connects and walks the session up to a logged-in, ready state.
-    pub(crate) async fn open(settings: &SessionSettings, observer: &mut dyn StepObserver) -> Result<Session, OpenFailure> {
+    pub(crate) async fn open(
+        settings: &SessionSettings,
+        observer: &mut dyn StepObserver,
+    ) -> Result<Session, OpenFailure> {
         let mut transcript = Transcript::new();
         let mut rejected_token = None;
         match Self::open_steps(settings, observer, &mut transcript, &mut rejected_token).await {
