@@ -134,8 +134,9 @@ async fn demo(serve: Option<SocketAddr>) -> Result<(), String> {
 }
 
 /// The web console on the demo's fake server: prefilled with its settings and password (the
-/// page opens ready to Validate), the fixtures on the Events page, and an Inbox tab of what
-/// the server received. Runs until Ctrl-C.
+/// page opens ready to Validate), the fixtures on the Events page, an Inbox tab of what the
+/// server received, and an outbox beside the console's config with a few events queued (the
+/// Outbox page shows them once the config is saved; Run sends them). Runs until Ctrl-C.
 async fn serve_console(
     server: FakeSmtpServer,
     root: &Path,
@@ -146,8 +147,12 @@ async fn serve_console(
     let server = std::sync::Arc::new(server);
     let console_dir = out.join("console");
     std::fs::create_dir_all(&console_dir).map_err(|e| format!("{}: {e}", console_dir.display()))?;
-    let mut options = ConsoleOptions::new(console_dir.join("company-email.toml"));
-    options.prefill = Some(config_text.to_owned());
+    let config_path = console_dir.join("company-email.toml");
+    let mut options = ConsoleOptions::new(&config_path);
+    // Save keeps the prefill's [outbox] section, so the saved config finds the queued batch.
+    let outbox_url = "sqlite:outbox.db";
+    options.prefill = Some(format!("{config_text}\n[outbox]\nurl = \"{outbox_url}\"\n"));
+    let queued = queue_demo_batch(root, out, &config_path, config_text, outbox_url).await?;
     options.known_secrets = vec![("MAILROOM_PASSWORD".to_owned(), Secret::new(ACCOUNT.1))];
     options.events_dir = Some(root.join("fixtures/events"));
     let received = server.clone();
@@ -157,7 +162,8 @@ async fn serve_console(
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!(
         "\nThe console is on http://{address}/ (prefilled for the fake server on {}; its password is known, so Validate works as is).\n\
-         Save writes to {}. The Inbox tab shows what the fake server received. Stop with Ctrl-C.",
+         Save writes to {}. The Inbox tab shows what the fake server received.\n\
+         {queued} events wait in the outbox: after Save, the Outbox page lists them and Run sends them. Stop with Ctrl-C.",
         server.addr(),
         console_dir.display()
     );
@@ -165,6 +171,35 @@ async fn serve_console(
         served = mailroom_web::serve(listener, Console::new(options)) => served.map_err(|e| e.to_string()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+/// Queues a few fixture events in the console's outbox (`outbox_url`, beside `config_path`);
+/// returns how many.
+async fn queue_demo_batch(
+    root: &Path,
+    out: &Path,
+    config_path: &Path,
+    config_text: &str,
+    outbox_url: &str,
+) -> Result<usize, String> {
+    let env = |name: &str| (name == "MAILROOM_PASSWORD").then(|| ACCOUNT.1.to_owned());
+    let loaded = mailroom::load_config_text(config_text, out, &env).map_err(|e| e.to_string())?;
+    let outbox = mailroom_core::config::OutboxConfig { url: Some(outbox_url.to_owned()), ..Default::default() };
+    let store = mailroom::open_outbox(config_path, &outbox).await.map_err(|e| e.to_string())?;
+    let renderer = Renderer::new();
+    let mut batch = Vec::new();
+    for kind in [EventKind::OrderReleased, EventKind::ShipmentConfirmed, EventKind::UserNotification] {
+        let data_file = root.join("fixtures/events").join(format!("{}.json", kind.as_str()));
+        let text = std::fs::read_to_string(&data_file).map_err(|e| format!("{}: {e}", data_file.display()))?;
+        let data: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", data_file.display()))?;
+        batch.push(
+            mailroom::render_for_outbox(&renderer, kind, &data, &loaded.config.sender).map_err(|e| e.to_string())?,
+        );
+    }
+    let enqueued = store.enqueue(&batch).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    Ok(enqueued.len())
 }
 
 fn inbox_message(message: &mailroom_testkit::CapturedMessage) -> InboxMessage {
