@@ -73,18 +73,11 @@ async fn ours(
     connections: usize,
 ) -> Result<(u64, Duration), String> {
     let sender: Mailbox = "Bench <bench@company.com>".parse().expect("static address");
-    let config = SmtpConfig {
-        server: if tls { "localhost".into() } else { target.ip().to_string() },
-        port: target.port(),
-        enable_ssl: tls,
-        tls: if tls { TlsMode::Starttls } else { TlsMode::None },
-        username: None,
-        password: None,
-        ca_file: ca_file.map(ToOwned::to_owned),
-        timeout: Duration::from_secs(10),
-        allow_plaintext_auth: false,
-        oauth: None,
-    };
+    let server = if tls { "localhost".to_owned() } else { target.ip().to_string() };
+    let mut config = SmtpConfig::new(server, target.port())
+        .with_tls(if tls { TlsMode::Starttls } else { TlsMode::None })
+        .with_timeout(Duration::from_secs(10));
+    config.ca_file = ca_file.map(ToOwned::to_owned);
     let transport = Arc::new(
         SmtpTransport::builder(sender.clone(), &config)
             .max_connections(connections)

@@ -12,6 +12,7 @@ use crate::transcript::Transcript;
 /// What went wrong, independent of the service (CONTRACT: the snake_case names are the JSON `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// A config field fails validation (including the Exchange domain format).
     InvalidConfig,
@@ -132,6 +133,7 @@ impl fmt::Display for ErrorKind {
 /// The four errors the ERP's setup guide documents (CONTRACT: the JSON `documented_error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DocumentedError {
     /// Wrong email/password, or Gmail refusing a normal password.
     Authentication,
@@ -269,6 +271,7 @@ impl Retry {
 /// Which service type a config or error belongs to (CONTRACT: the JSON `service`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ServiceKind {
     /// Web Mail (SMTP).
     WebMail,
@@ -317,6 +320,8 @@ struct Details {
     /// The hints are the whole remediation: the generic advice of the kind would not fit.
     hints_complete: bool,
     provider: Option<Provider>,
+    /// The service that failed, when the driver said so (else judged from `field`).
+    service: Option<ServiceKind>,
     transcript: Option<Transcript>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
@@ -333,6 +338,7 @@ impl SendError {
             hints: Vec::new(),
             hints_complete: false,
             provider: None,
+            service: None,
             transcript: None,
             source: None,
         }))
@@ -379,6 +385,7 @@ impl SendError {
             hints: self.0.hints.clone(),
             hints_complete: self.0.hints_complete,
             provider: self.0.provider,
+            service: self.0.service,
             transcript: self.0.transcript.clone(),
             source: None,
         }))
@@ -394,6 +401,12 @@ impl SendError {
     /// Records the provider the config points at, for provider-specific remediation.
     pub fn with_provider(mut self, provider: Option<Provider>) -> Self {
         self.0.provider = provider;
+        self
+    }
+
+    /// Says which service failed; drivers set it so advice never depends on a field name.
+    pub fn with_service(mut self, service: ServiceKind) -> Self {
+        self.0.service = Some(service);
         self
     }
 
@@ -437,6 +450,25 @@ impl SendError {
     /// The provider recognised from the config, if any.
     pub fn provider(&self) -> Option<Provider> {
         self.0.provider
+    }
+
+    /// The service that failed: as the driver said ([`SendError::with_service`]), else the
+    /// section of the field to change (`exchange.uri` → Exchange), else `None`.
+    ///
+    /// ```
+    /// use mailroom_core::{ErrorKind, SendError, ServiceKind};
+    /// let error = SendError::new(ErrorKind::Timeout, "no answer").with_service(ServiceKind::Exchange);
+    /// assert_eq!(error.service(), Some(ServiceKind::Exchange));
+    /// let guessed = SendError::new(ErrorKind::Timeout, "no answer").with_field("web_mail.server");
+    /// assert_eq!(guessed.service(), Some(ServiceKind::WebMail));
+    /// ```
+    pub fn service(&self) -> Option<ServiceKind> {
+        self.0.service.or_else(|| match self.0.field.and_then(|f| f.split('.').next()) {
+            Some("web_mail") => Some(ServiceKind::WebMail),
+            Some("exchange") => Some(ServiceKind::Exchange),
+            Some("email_services") => Some(ServiceKind::EmailServices),
+            _ => None,
+        })
     }
 
     /// The redacted session transcript, if the driver recorded one.
@@ -493,7 +525,7 @@ impl SendError {
             }
         };
         // HTTP services get their own advice where the SMTP wording (ports, STARTTLS) would mislead.
-        if let Some(advice) = http_service_advice(self.0.kind, self.0.field) {
+        if let Some(advice) = http_service_advice(self.0.kind, self.service()) {
             advice.into_iter().for_each(&mut push);
             return steps;
         }
@@ -666,12 +698,11 @@ impl SendError {
     }
 }
 
-/// Advice for an Exchange or Email Services error (told by the section of its field) whose
+/// Advice for an Exchange or Email Services error (told by [`SendError::service`]) whose
 /// kind's generic advice is about SMTP; `None` where the generic advice fits.
-fn http_service_advice(kind: ErrorKind, field: Option<&str>) -> Option<Vec<String>> {
-    let service = match field.and_then(|f| f.split('.').next()) {
-        Some("exchange") => ServiceKind::Exchange,
-        Some("email_services") => ServiceKind::EmailServices,
+fn http_service_advice(kind: ErrorKind, service: Option<ServiceKind>) -> Option<Vec<String>> {
+    let service = match service {
+        Some(service @ (ServiceKind::Exchange | ServiceKind::EmailServices)) => service,
         _ => return None,
     };
     let endpoint = match service {

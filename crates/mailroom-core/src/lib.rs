@@ -24,7 +24,7 @@ mod transport;
 pub mod trust;
 mod way_out;
 
-pub use config::{CompanyEmail, ServiceConfig, SmtpConfig, TlsMode};
+pub use config::{CompanyEmail, EwsConfig, GmailConfig, ServiceConfig, SmtpConfig, TlsMode};
 pub use error::{DocumentedError, ErrorKind, ErrorReport, Retry, SendError, ServerReply, ServiceKind};
 pub use message::{Attachment, MessageDraft, MessageError, OutgoingMessage, mime_type_for};
 pub use provider::{Preset, Provider};

@@ -56,6 +56,7 @@ pub fn mime_type_for(filename: &str) -> &'static str {
 
 /// Why a message could not be built. Each variant names the input at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MessageError {
     /// A header value (subject, name, custom header, file name) contains CR or LF.
     #[error("{input} contains a line break (CR or LF), which could inject a header: remove it")]

@@ -3,6 +3,7 @@
 /// A mail provider mailroom knows the settings and quirks of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Provider {
     /// Google Workspace / Gmail (`smtp.gmail.com`).
     Gmail,

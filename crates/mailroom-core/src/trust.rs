@@ -11,6 +11,7 @@ use rustls::{ClientConfig, RootCertStore};
 
 /// Why extra CA certificates or the client config were refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrustError {
     /// The text holds no `-----BEGIN CERTIFICATE-----` block.
     #[error("it holds no -----BEGIN CERTIFICATE----- block")]

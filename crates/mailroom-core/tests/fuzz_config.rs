@@ -44,6 +44,7 @@ fn load(text: &str) -> Result<(), String> {
             }
             format!("{problems} {problems:?} {:?}", problems.first_error().report())
         }
+        Err(problems) => format!("{problems} {problems:?}"),
     };
     if shown.contains(SENTINEL) {
         return Err(format!("a secret from the environment is shown: {shown}"));

@@ -449,6 +449,12 @@ impl EwsError {
 
     /// The core error for this failure; `transcript` is the redacted exchange so far.
     pub(crate) fn into_send_error(self, context: &Context, at: At, transcript: Transcript) -> SendError {
+        let error = self.classify(context, at, transcript);
+        // Token-step errors are about the identity platform, not Exchange: no Exchange advice.
+        if at == At::Token { error } else { error.with_service(mailroom_core::ServiceKind::Exchange) }
+    }
+
+    fn classify(self, context: &Context, at: At, transcript: Transcript) -> SendError {
         let detail = self.to_string();
         let uri_field = if at == At::Token { None } else { Some("exchange.uri") };
         let with_field = |error: SendError, field: Option<&'static str>| match field {

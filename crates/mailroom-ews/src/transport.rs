@@ -102,22 +102,12 @@ impl std::fmt::Debug for EwsTransport {
 ///
 /// ```
 /// use std::time::Duration;
-/// use mailroom_core::config::{EwsAuth, EwsConfig};
-/// use mailroom_core::Secret;
+/// use mailroom_core::{EwsConfig, Secret};
 /// use mailroom_ews::EwsTransport;
 ///
-/// let config = EwsConfig {
-///     uri: "https://outlook.office365.com/EWS/Exchange.asmx".parse().unwrap(),
-///     domain: "company.com".into(),
-///     username: "erp".into(),
-///     password: None,
-///     auth: EwsAuth::Oauth,
-///     client_id: Some("11111111-2222-3333-4444-555555555555".into()),
-///     client_secret: Some(Secret::new("app-secret")),
-///     tenant: Some("company.onmicrosoft.com".into()),
-///     ca_file: None,
-///     timeout: Duration::from_secs(10),
-/// };
+/// let config = EwsConfig::new("https://outlook.office365.com/EWS/Exchange.asmx".parse().unwrap(), "company.com", "erp")
+///     .with_oauth("11111111-2222-3333-4444-555555555555", Secret::new("app-secret"), "company.onmicrosoft.com")
+///     .with_timeout(Duration::from_secs(10));
 /// // Building reads ca_file but makes no connection.
 /// let transport = EwsTransport::builder("Company ERP <erp@company.com>".parse().unwrap(), &config)
 ///     .save_copy(true)

@@ -372,6 +372,10 @@ impl GmailError {
     }
 
     fn classify(self, transcript: Transcript, carried_message: bool) -> SendError {
+        self.classify_kind(transcript, carried_message).with_service(mailroom_core::ServiceKind::EmailServices)
+    }
+
+    fn classify_kind(self, transcript: Transcript, carried_message: bool) -> SendError {
         let detail = self.to_string();
         let error = match &self {
             GmailError::Connect { endpoint, url, .. } => SendError::new(ErrorKind::ConnectFailed, detail)

@@ -63,6 +63,7 @@ pub fn preset_for(config: &CompanyEmail) -> LimitPreset {
         ServiceConfig::Exchange(_) => EXCHANGE,
         ServiceConfig::EmailServices(_) => GMAIL_API,
         ServiceConfig::Graph(_) => MICROSOFT_GRAPH,
+        _ => UNLIMITED,
     }
 }
 

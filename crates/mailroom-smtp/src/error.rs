@@ -303,6 +303,10 @@ fn has_any(text: &str, needles: &[&str]) -> bool {
 impl SmtpError {
     /// The core error for this failure; `transcript` is the redacted session so far.
     pub fn into_send_error(self, context: &Context, transcript: Transcript) -> SendError {
+        self.classify(context, transcript).with_service(mailroom_core::ServiceKind::WebMail)
+    }
+
+    fn classify(self, context: &Context, transcript: Transcript) -> SendError {
         let detail = self.to_string();
         // Whatever goes wrong while waiting for the reply to the end of the message, the
         // server may already have accepted it: never advise changing settings and resending.

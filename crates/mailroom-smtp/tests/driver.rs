@@ -20,17 +20,13 @@ fn sender() -> Mailbox {
 }
 
 fn config(port: u16, tls: TlsMode, ca_file: Option<&std::path::Path>) -> SmtpConfig {
-    SmtpConfig {
-        server: "localhost".into(),
-        port,
-        enable_ssl: tls != TlsMode::None,
-        tls,
-        username: Some(USER.into()),
-        password: Some(Secret::new(PASSWORD)),
-        ca_file: ca_file.map(ToOwned::to_owned),
-        timeout: Duration::from_secs(3),
-        allow_plaintext_auth: false,
-        oauth: None,
+    let config = SmtpConfig::new("localhost", port)
+        .with_tls(tls)
+        .with_login(USER, Secret::new(PASSWORD))
+        .with_timeout(Duration::from_secs(3));
+    match ca_file {
+        Some(path) => config.with_ca_file(path),
+        None => config,
     }
 }
 

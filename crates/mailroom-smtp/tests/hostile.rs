@@ -21,18 +21,10 @@ fn sender() -> Mailbox {
 /// A plain-text config for `port` on loopback, with a password (AUTH is allowed in clear
 /// text only to loopback).
 fn config(port: u16) -> SmtpConfig {
-    SmtpConfig {
-        server: "127.0.0.1".into(),
-        port,
-        enable_ssl: false,
-        tls: TlsMode::None,
-        username: Some("erp@company.com".into()),
-        password: Some(Secret::new("sentinel-password-hostile")),
-        ca_file: None,
-        timeout: STEP,
-        allow_plaintext_auth: false,
-        oauth: None,
-    }
+    SmtpConfig::new("127.0.0.1", port)
+        .with_tls(TlsMode::None)
+        .with_login("erp@company.com", Secret::new("sentinel-password-hostile"))
+        .with_timeout(STEP)
 }
 
 /// Serves every connection with `behaviour` until the test ends.

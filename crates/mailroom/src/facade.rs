@@ -100,6 +100,7 @@ pub fn load_config_text(
         Err(ConfigProblems::Invalid { errors, warnings }) => {
             return Err(LoadError::Invalid { errors, warnings });
         }
+        Err(other) => return Err(LoadError::Syntax(other)),
     };
     let mut errors = Vec::new();
     let ca_file = match &mut loaded.config.service {
@@ -107,7 +108,7 @@ pub fn load_config_text(
             let token_file = match &mut smtp.oauth {
                 Some(SmtpOAuth::Google(google)) => google.token_file.as_mut(),
                 Some(SmtpOAuth::Microsoft(microsoft)) => microsoft.token_file.as_mut(),
-                None => None,
+                _ => None,
             };
             if let Some(token_file) = token_file {
                 *token_file = base.join(&*token_file);
@@ -127,6 +128,7 @@ pub fn load_config_text(
             }
             None
         }
+        _ => None,
     };
     if let Some((path, field)) = ca_file {
         *path = base.join(&*path);
@@ -165,6 +167,12 @@ pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendEr
         ServiceConfig::Graph(graph) => Arc::new(mailroom_graph::GraphTransport::new(sender, graph)?),
         ServiceConfig::Exchange(ews) => Arc::new(mailroom_ews::EwsTransport::new(sender, ews)?),
         ServiceConfig::EmailServices(gmail) => Arc::new(mailroom_gmail::GmailTransport::new(sender, gmail)?),
+        other => {
+            return Err(SendError::invalid_config(
+                "service",
+                format!("this version of mailroom has no driver for {}", other.kind().as_str()),
+            ));
+        }
     };
     Ok(Arc::new(crate::layers::WayOutLayer::new(driver, config.clone())))
 }

@@ -23,7 +23,8 @@ pub const DEFAULT_OUTBOX_FILE: &str = "mailroom-outbox.db";
 /// use mailroom_core::config::OutboxConfig;
 /// let url = mailroom::outbox_url("/etc/erp/mail.toml".as_ref(), &OutboxConfig::default());
 /// assert_eq!(url, "sqlite:/etc/erp/mailroom-outbox.db");
-/// let pg = OutboxConfig { url: Some("postgres://mailroom@db/erp".into()), ..OutboxConfig::default() };
+/// let mut pg = OutboxConfig::default();
+/// pg.url = Some("postgres://mailroom@db/erp".into());
 /// assert_eq!(mailroom::outbox_url("mail.toml".as_ref(), &pg), "postgres://mailroom@db/erp");
 /// ```
 pub fn outbox_url(config_path: &Path, outbox: &OutboxConfig) -> String {

@@ -14,6 +14,12 @@ pub fn token_source(oauth: &SmtpOAuth, username: &str, timeout: Duration) -> Res
             Arc::new(mailroom_graph::token_source(microsoft, username, mailroom_graph::Resource::OutlookSmtp, timeout)?)
         }
         SmtpOAuth::Google(google) => Arc::new(google_source(google, timeout)?),
+        _ => {
+            return Err(SendError::invalid_config(
+                "web_mail.oauth.provider",
+                "this version of mailroom cannot sign in there",
+            ));
+        }
     })
 }
 

@@ -9,18 +9,7 @@ use mailroom_smtp::SmtpTransport;
 use mailroom_testkit::{ListenerTls, Reply, ScriptedSmtpServer};
 
 fn transport(port: u16) -> Arc<dyn Transport> {
-    let config = SmtpConfig {
-        server: "127.0.0.1".into(),
-        port,
-        enable_ssl: false,
-        tls: TlsMode::None,
-        username: None,
-        password: None,
-        ca_file: None,
-        timeout: Duration::from_secs(3),
-        allow_plaintext_auth: false,
-        oauth: None,
-    };
+    let config = SmtpConfig::new("127.0.0.1", port).with_tls(TlsMode::None).with_timeout(Duration::from_secs(3));
     Arc::new(SmtpTransport::new(sender(), &config).unwrap())
 }
 

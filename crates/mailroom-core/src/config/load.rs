@@ -140,6 +140,7 @@ pub struct LoadedConfig {
 
 /// Why a config could not be loaded.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum ConfigProblems {
     /// The text is not TOML.
     Syntax {

@@ -44,6 +44,7 @@ impl MicrosoftAuth {
 /// An Entra ID app registration and how it signs in (the keys of `[email_services]` with
 /// `provider = "microsoft"`, and of `[web_mail.oauth]` with `provider = "microsoft"`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MicrosoftOAuth {
     /// Directory (tenant) ID or a verified domain.
     pub tenant: String,
@@ -103,6 +104,7 @@ impl MicrosoftOAuth {
 
 /// Email Services through Microsoft Graph (`provider = "microsoft"`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct GraphConfig {
     /// The app registration and how it signs in.
     pub oauth: MicrosoftOAuth,
@@ -115,6 +117,7 @@ pub struct GraphConfig {
 /// A Google OAuth client for XOAUTH2 on Gmail's SMTP server (`[web_mail.oauth]` with
 /// `provider = "gmail"`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct GoogleOAuth {
     /// OAuth client ID (`….apps.googleusercontent.com`).
     pub client_id: String,
@@ -132,6 +135,7 @@ pub struct GoogleOAuth {
 
 /// Where Web Mail's XOAUTH2 tokens come from (`[web_mail] auth = "oauth"`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum SmtpOAuth {
     /// Google: refresh token with the `https://mail.google.com/` scope.
     Google(GoogleOAuth),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use mailroom_core::config::{EwsAuth, EwsConfig};
+use mailroom_core::config::EwsConfig;
 use mailroom_core::{Mailbox, MessageDraft, OutgoingMessage, Secret};
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -29,30 +29,16 @@ pub fn fixture(name: &str) -> String {
 
 /// A Basic-auth config for `uri` with the sentinel password.
 pub fn config(uri: &str) -> EwsConfig {
-    EwsConfig {
-        uri: uri.parse().unwrap(),
-        domain: "company.com".into(),
-        username: "erp".into(),
-        password: Some(Secret::new(PASSWORD)),
-        auth: EwsAuth::Basic,
-        client_id: None,
-        client_secret: None,
-        tenant: None,
-        ca_file: None,
-        timeout: Duration::from_secs(5),
-    }
+    EwsConfig::new(uri.parse().unwrap(), "company.com", "erp")
+        .with_password(Secret::new(PASSWORD))
+        .with_timeout(Duration::from_secs(5))
 }
 
 /// An OAuth config for `uri` with the sentinel client secret.
 pub fn oauth_config(uri: &str) -> EwsConfig {
-    EwsConfig {
-        password: None,
-        auth: EwsAuth::Oauth,
-        client_id: Some("11111111-2222-3333-4444-555555555555".into()),
-        client_secret: Some(Secret::new(CLIENT_SECRET)),
-        tenant: Some("company.onmicrosoft.com".into()),
-        ..config(uri)
-    }
+    EwsConfig::new(uri.parse().unwrap(), "company.com", "erp")
+        .with_oauth("11111111-2222-3333-4444-555555555555", Secret::new(CLIENT_SECRET), "company.onmicrosoft.com")
+        .with_timeout(Duration::from_secs(5))
 }
 
 pub fn message(subject: &str) -> OutgoingMessage {

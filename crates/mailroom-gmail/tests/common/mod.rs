@@ -33,16 +33,14 @@ pub fn sender() -> Mailbox {
 }
 
 pub fn config(token_base: &str, api_base: &str) -> GmailConfig {
-    GmailConfig {
-        client_id: CLIENT_ID.into(),
-        client_secret: Secret::new(CLIENT_SECRET),
-        refresh_token: Some(Secret::new(REFRESH_TOKEN)),
-        token_file: None,
-        auth_uri: format!("{token_base}/o/oauth2/v2/auth").parse().unwrap(),
-        token_uri: format!("{token_base}/token").parse().unwrap(),
-        api_base: api_base.parse().unwrap(),
-        timeout: Duration::from_secs(2),
-    }
+    GmailConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET))
+        .with_refresh_token(Secret::new(REFRESH_TOKEN))
+        .with_endpoints(
+            format!("{token_base}/o/oauth2/v2/auth").parse().unwrap(),
+            format!("{token_base}/token").parse().unwrap(),
+        )
+        .with_api_base(api_base.parse().unwrap())
+        .with_timeout(Duration::from_secs(2))
 }
 
 pub fn message() -> OutgoingMessage {

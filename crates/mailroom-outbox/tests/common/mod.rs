@@ -31,18 +31,9 @@ pub fn messages(count: usize) -> Vec<NewMessage> {
 }
 
 pub fn smtp_to(addr: SocketAddr, connections: usize) -> Arc<dyn Transport> {
-    let config = SmtpConfig {
-        server: addr.ip().to_string(),
-        port: addr.port(),
-        enable_ssl: false,
-        tls: TlsMode::None,
-        username: None,
-        password: None,
-        ca_file: None,
-        timeout: Duration::from_secs(5),
-        allow_plaintext_auth: false,
-        oauth: None,
-    };
+    let config = SmtpConfig::new(addr.ip().to_string(), addr.port())
+        .with_tls(TlsMode::None)
+        .with_timeout(Duration::from_secs(5));
     Arc::new(SmtpTransport::builder(sender(), &config).max_connections(connections).build().unwrap())
 }
 
