@@ -184,7 +184,8 @@ async fn queue_demo_batch(
 ) -> Result<usize, String> {
     let env = |name: &str| (name == "MAILROOM_PASSWORD").then(|| ACCOUNT.1.to_owned());
     let loaded = mailroom::load_config_text(config_text, out, &env).map_err(|e| e.to_string())?;
-    let outbox = mailroom_core::config::OutboxConfig { url: Some(outbox_url.to_owned()), ..Default::default() };
+    let mut outbox = mailroom_core::config::OutboxConfig::default();
+    outbox.url = Some(outbox_url.to_owned());
     let store = mailroom::open_outbox(config_path, &outbox).await.map_err(|e| e.to_string())?;
     let renderer = Renderer::new();
     let mut batch = Vec::new();
