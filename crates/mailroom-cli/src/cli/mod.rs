@@ -107,7 +107,7 @@ enum Command {
         #[command(subcommand)]
         provider: ConnectProvider,
     },
-    /// Serve the web console: the Company Email page (Validate, Save, Diagnose, Connect).
+    /// Serve the web console: the Company Email page (Validate, Save, Diagnose, Connect), the Outbox and Events pages.
     Serve(serve::ServeArgs),
     /// List the ERP event kinds and their data fields.
     Events {
