@@ -1,4 +1,4 @@
-//! `cargo xtask bench smtp`: 1 KB messages through mailroom's SMTP driver and, in the same run, stock lettre's pooled `AsyncSmtpTransport`, over 1 and 10 connections, plain and STARTTLS.
+//! `cargo xtask bench smtp`: 1 KB messages through mailroom's SMTP driver and, in the same run, stock lettre's pooled `AsyncSmtpTransport`, over 1 and 10 connections, plain and STARTTLS; Postfix's `smtp-source` (plain) as the outside anchor where installed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,6 +172,19 @@ pub fn run(sink: Option<String>, json: bool) -> Result<(), String> {
                 rows.push(Row { name: "stock_lettre_pooled", connections, tls: true, messages, elapsed });
                 let (messages, elapsed) = ours(tls_sink.addr(), true, Some(&ca_file), connections).await?;
                 rows.push(Row { name: "mailroom_smtp", connections, tls: true, messages, elapsed });
+            }
+            if let Some(program) = crate::bench_outbox::smtp_source_path() {
+                // smtp-source sends a count, not for a window: about what ours sends in one.
+                let ours = rows.iter().find(|r| r.name == "mailroom_smtp" && r.connections == connections && !r.tls);
+                let count = ours.map_or(10_000, |r| (r.messages as usize).clamp(1_000, 200_000));
+                let anchor = crate::bench_outbox::smtp_source(&program, plain_target, connections, count)?;
+                rows.push(Row {
+                    name: "smtp-source",
+                    connections,
+                    tls: false,
+                    messages: anchor.messages,
+                    elapsed: anchor.elapsed,
+                });
             }
         }
         let _ = std::fs::remove_dir_all(&scratch);

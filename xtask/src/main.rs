@@ -1,6 +1,7 @@
 //! `cargo xtask`: mailroom's developer tasks (rust-analyzer's xtask pattern; the alias lives in .cargo/config.toml).
 
 mod bench_events;
+mod bench_outbox;
 mod bench_smtp;
 mod demo;
 mod fake_smtp;
@@ -12,10 +13,12 @@ const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
-  demo               the main job on an embedded fake SMTP server: validate, then render and send every ERP event; [--serve [ADDR:PORT]] then keeps the server and the web console running
+  demo               the main job on an embedded fake SMTP server: validate, render and send every ERP event, then an outbox batch with one throttled recipient; [--serve [ADDR:PORT]] then keeps the server and the web console running
   scenarios          run the scenario catalogues (fixtures/scenarios/smtp.toml, http.toml) and print the table
   fake-smtp          run a fake SMTP server in the foreground: [--persona gmail|gmail-465|office365|plain] [--port N]
-  bench              benchmarks (release build): `bench smtp [--sink HOST:PORT] [--json]`, `bench events [--json]`
+  bench              benchmarks (release build): `bench smtp [--sink HOST:PORT] [--json]`, `bench events [--json]`,
+                     `bench outbox [--json] [--messages N] [--lines N]` (raw driver vs outbox on SQLite and PostgreSQL
+                     vs Postfix's smtp-source; then N lines (default 100000) through `mailroom outbox enqueue|run`)
   ci                 what CI runs: bash .ci/run (fmt check, clippy -D warnings, tests, cargo package, demo)
 ";
 
@@ -43,7 +46,11 @@ fn main() -> ExitCode {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("smtp") => bench_smtp::run(option(&args, "--sink").map(str::to_owned), flag(&args, "--json")),
             Some("events") => bench_events::run(flag(&args, "--json")),
-            _ => Err(format!("usage: cargo xtask bench smtp|events [--json]\n\n{HELP}")),
+            Some("outbox") => match (count(&args, "--messages", 5_000), count(&args, "--lines", 100_000)) {
+                (Ok(messages), Ok(lines)) => bench_outbox::run(flag(&args, "--json"), messages, lines),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
+            _ => Err(format!("usage: cargo xtask bench smtp|events|outbox [--json]\n\n{HELP}")),
         },
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
@@ -78,6 +85,10 @@ fn flag(args: &[String], name: &str) -> bool {
 
 fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+fn count(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+    option(args, name).map_or(Ok(default), |n| n.parse().map_err(|e| format!("{name} {n}: {e}")))
 }
 
 fn cargo(args: &[&str]) -> Result<(), String> {

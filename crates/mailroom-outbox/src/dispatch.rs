@@ -214,6 +214,7 @@ impl Dispatcher {
                 }
                 continue;
             }
+            pacer.started_now();
             for (claim, permit) in claimed.into_iter().zip(held.drain(..)) {
                 progress.in_flight.fetch_add(1, Ordering::AcqRel);
                 let transport = self.transport.clone();

@@ -137,6 +137,18 @@ impl Pacer {
         tokio::time::sleep_until(slot).await;
         self.next = slot.checked_add(interval);
     }
+
+    /// The send booked by the last [`Pacer::wait_turn`] starts now (after its claim was
+    /// written, which can take a while on a busy disk): the next one waits a full interval
+    /// from here, so sends, not bookings, are spaced.
+    pub(crate) fn started_now(&mut self) {
+        let Some(interval) = self.interval else { return };
+        let from_now = Instant::now().checked_add(interval);
+        self.next = match (self.next, from_now) {
+            (Some(booked), Some(from_now)) => Some(booked.max(from_now)),
+            (booked, from_now) => booked.or(from_now),
+        };
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +163,12 @@ mod tests {
             pacer.wait_turn().await;
         }
         assert_eq!(start.elapsed(), Duration::from_millis(2_000));
+        // A send that started late (a slow claim) pushes the next one back a full interval.
+        tokio::time::advance(Duration::from_millis(1_700)).await;
+        pacer.started_now();
+        let late = Instant::now();
+        pacer.wait_turn().await;
+        assert_eq!(late.elapsed(), Duration::from_millis(500));
         let mut free = Pacer::new(None);
         free.wait_turn().await;
         assert!(!free.is_paced());

@@ -2,89 +2,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use mailroom_core::RetryPolicy;
 use mailroom_outbox::{Dispatcher, RunOptions, Store, bulk_retry};
-use mailroom_testkit::ChaosSmtpServer;
-
-/// A private cluster, stopped when dropped.
-struct Cluster {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    /// Starts a cluster, or says why it cannot. Under CI (`CI` set) not starting is a failure.
-    fn start() -> Option<Cluster> {
-        match Cluster::try_start() {
-            Ok(cluster) => Some(cluster),
-            Err(why) if std::env::var_os("CI").is_some() => panic!("PostgreSQL could not start under CI: {why}"),
-            Err(why) => {
-                eprintln!("skipping: PostgreSQL could not start here ({why}); .ci/run installs it");
-                None
-            }
-        }
-    }
-
-    fn try_start() -> Result<Cluster, String> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .map_err(|e| format!("/usr/lib/postgresql: {e}"))?
-            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-            .find(|bin| bin.join("initdb").exists())
-            .ok_or("no initdb under /usr/lib/postgresql/*/bin")?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let data = dir.path().join("data");
-        // PostgreSQL refuses to run as root: the cluster belongs to the `postgres` user.
-        run(Command::new("chown").args(["-R", "postgres:"]).arg(dir.path()))?;
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        as_postgres(&bin.join("initdb"), &["-A", "trust", "-U", "postgres", "-D", path(&data)])?;
-        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", path(dir.path()));
-        as_postgres(
-            &bin.join("pg_ctl"),
-            &["-D", path(&data), "-o", &options, "-w", "-t", "60", "-l", path(&dir.path().join("log")), "start"],
-        )?;
-        Ok(Cluster { bin, data, port, _dir: dir })
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin.join("pg_ctl"), &["-D", path(&self.data), "-m", "immediate", "stop"]);
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
-
-fn as_postgres(program: &Path, args: &[&str]) -> Result<(), String> {
-    run(Command::new("runuser").args(["-u", "postgres", "--"]).arg(program).args(args))
-}
-
-fn run(command: &mut Command) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr)))
-    }
-}
+use mailroom_testkit::{ChaosSmtpServer, PostgresCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_one_postgres_table_and_send_each_message_once() {
-    let Some(cluster) = Cluster::start() else { return };
+    let Some(cluster) = PostgresCluster::for_tests().unwrap() else { return };
     let store = Store::open(&cluster.url()).await.unwrap();
     let first = store.enqueue(&messages(200)).await.unwrap();
     assert!(first.iter().all(|e| !e.duplicate));

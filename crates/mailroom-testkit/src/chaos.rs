@@ -21,6 +21,8 @@ pub enum Fate {
     /// The connection was closed after the whole message arrived, without a reply: the
     /// client cannot know; counted as possibly delivered.
     Dropped,
+    /// `554 5.7.1` after the data: refused for good (content policy).
+    Rejected,
 }
 
 /// One message that arrived in full.
@@ -43,6 +45,7 @@ pub struct Arrival {
 pub struct ChaosSmtpServerBuilder {
     defer_rate: f64,
     drop_rate: f64,
+    reject_rate: f64,
     refuse_containing: Vec<String>,
     throttle: Vec<String>,
     seed: u64,
@@ -59,6 +62,13 @@ impl ChaosSmtpServerBuilder {
     /// Closes the connection after this share (0–1) of complete messages, without a reply.
     pub fn drop_rate(mut self, rate: f64) -> Self {
         self.drop_rate = rate.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Answers this share (0–1) of complete messages with `554 5.7.1 Message rejected` (a
+    /// permanent refusal after the data).
+    pub fn reject_rate(mut self, rate: f64) -> Self {
+        self.reject_rate = rate.clamp(0.0, 1.0);
         self
     }
 
@@ -161,7 +171,7 @@ impl ChaosSmtpServer {
     pub fn delivered_counts(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         for arrival in self.arrivals() {
-            if arrival.fate != Fate::Deferred {
+            if matches!(arrival.fate, Fate::Accepted | Fate::Dropped) {
                 *counts.entry(arrival.message_id).or_insert(0) += 1;
             }
         }
@@ -236,9 +246,12 @@ async fn session(tcp: TcpStream, shared: &Shared) -> Option<()> {
                 let fate = {
                     let mut rng = shared.rng.lock().ok()?;
                     let roll = rng.unit();
-                    if roll < shared.config.drop_rate {
+                    let config = &shared.config;
+                    if roll < config.drop_rate {
                         Fate::Dropped
-                    } else if roll < shared.config.drop_rate + shared.config.defer_rate {
+                    } else if roll < config.drop_rate + config.reject_rate {
+                        Fate::Rejected
+                    } else if roll < config.drop_rate + config.reject_rate + config.defer_rate {
                         Fate::Deferred
                     } else {
                         Fate::Accepted
@@ -260,6 +273,7 @@ async fn session(tcp: TcpStream, shared: &Shared) -> Option<()> {
                 match fate {
                     Fate::Dropped => return None,
                     Fate::Deferred => "451 4.7.0 Try again later\r\n".into(),
+                    Fate::Rejected => "554 5.7.1 Message rejected by content policy\r\n".into(),
                     Fate::Accepted => "250 2.0.0 OK queued\r\n".into(),
                 }
             }

@@ -16,6 +16,8 @@
 //!   wiremock, answering with captured replies.
 //! - [`ChaosSmtpServer`]: refuses, throttles and drops connections after the data on purpose,
 //!   and logs every message by Message-ID with its fate and arrival time (outbox tests).
+//! - [`PostgresCluster`]: a private PostgreSQL cluster on a free loopback port (outbox tests
+//!   and benches; Debian's server binaries, run as the `postgres` user).
 //!
 //! Every server listens on an ephemeral loopback port, runs on its own thread and runtime,
 //! bounds every wait, and releases its port when shut down or dropped. TLS uses rustls with
@@ -49,6 +51,7 @@ mod hostile_http;
 #[cfg(feature = "microsoft")]
 mod microsoft;
 mod persona;
+mod postgres;
 mod reply;
 mod scripted;
 mod sink;
@@ -64,6 +67,7 @@ pub use hostile_http::{HostileHttpServer, HostileReply};
 #[cfg(feature = "microsoft")]
 pub use microsoft::{MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture};
 pub use persona::{Fault, Persona};
+pub use postgres::{PostgresCluster, PostgresClusterBuilder};
 pub use reply::Reply;
 pub use scripted::{
     ConnectionTranscript, ListenerTls, ScriptedSmtpServer, ScriptedSmtpServerBuilder, Step, TranscriptEntry,
@@ -114,6 +118,9 @@ pub enum KitError {
         /// Why not.
         reason: String,
     },
+    /// A private PostgreSQL cluster could not be set up or started.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
 }
 
 impl KitError {
