@@ -6,16 +6,10 @@ use std::process::Command;
 use crate::KitError;
 
 /// Configures a [`PostgresCluster`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PostgresClusterBuilder {
+    /// Off by default: tests want speed and lose nothing to a power cut; benches switch it on.
     fsync: bool,
-}
-
-impl Default for PostgresClusterBuilder {
-    fn default() -> Self {
-        // Tests want speed and lose nothing to a power cut; benches switch it back on.
-        Self { fsync: false }
-    }
 }
 
 impl PostgresClusterBuilder {
