@@ -53,18 +53,9 @@ fn one_kb(tag: &str, n: usize) -> Result<OutgoingMessage, String> {
 }
 
 fn driver(target: std::net::SocketAddr, connections: usize) -> Result<Arc<SmtpTransport>, String> {
-    let config = SmtpConfig {
-        server: target.ip().to_string(),
-        port: target.port(),
-        enable_ssl: false,
-        tls: TlsMode::None,
-        username: None,
-        password: None,
-        ca_file: None,
-        timeout: Duration::from_secs(10),
-        allow_plaintext_auth: false,
-        oauth: None,
-    };
+    let config = SmtpConfig::new(target.ip().to_string(), target.port())
+        .with_tls(TlsMode::None)
+        .with_timeout(Duration::from_secs(10));
     SmtpTransport::builder(sender(), &config)
         .max_connections(connections)
         .build()

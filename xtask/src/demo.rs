@@ -168,18 +168,9 @@ async fn outbox_act(root: &Path, out: &Path, sender: &mailroom_core::Mailbox) ->
         out.join("outbox.db").display(),
         again.iter().filter(|e| e.duplicate).count()
     );
-    let smtp = mailroom_core::SmtpConfig {
-        server: server.addr().ip().to_string(),
-        port: server.addr().port(),
-        enable_ssl: false,
-        tls: mailroom_core::TlsMode::None,
-        username: None,
-        password: None,
-        ca_file: None,
-        timeout: Duration::from_secs(5),
-        allow_plaintext_auth: false,
-        oauth: None,
-    };
+    let smtp = mailroom_core::SmtpConfig::new(server.addr().ip().to_string(), server.addr().port())
+        .with_tls(mailroom_core::TlsMode::None)
+        .with_timeout(Duration::from_secs(5));
     let transport = mailroom_smtp::SmtpTransport::builder(sender.clone(), &smtp)
         .max_connections(4)
         .build()
