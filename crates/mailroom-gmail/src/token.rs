@@ -115,6 +115,14 @@ impl RefreshTokenSource {
         let refresh_token = self.refresh_token()?;
         let issued = Instant::now();
         let token = self.client.refresh(&refresh_token, &[], transcript).await.map_err(from_oauth)?;
+        if let (RefreshSource::File(path), Some(new)) = (&self.refresh, &token.refresh)
+            && new.expose() != refresh_token.expose()
+        {
+            // Google may rotate the refresh token: the new one replaces the old in the file.
+            if let Err(error) = mailroom_http::replace_refresh_token(path, new.expose()) {
+                tracing::warn!(%error, "Google rotated the refresh token, and the new one could not be stored; the next run may need `mailroom connect google` again");
+            }
+        }
         Ok(Grant::from_token(token, issued))
     }
 }

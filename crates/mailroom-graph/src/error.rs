@@ -316,8 +316,10 @@ pub enum GraphError {
         /// What was wrong with it.
         detail: String,
     },
-    /// The message is larger than Microsoft 365 accepts.
-    #[error("the message is {size} bytes, above the {limit}-byte limit of Microsoft 365")]
+    /// The message is larger than one Graph `sendMail` request can carry.
+    #[error(
+        "the message is {size} bytes, above the {limit} bytes one Graph sendMail request can carry (4,000,000 bytes after base64)"
+    )]
     TooLarge {
         /// The message size.
         size: usize,
@@ -335,8 +337,10 @@ impl GraphError {
             GraphError::Unexpected { .. } => SendError::new(ErrorKind::Protocol, self.to_string())
                 .with_field(context.field("api_base"))
                 .with_hint(format!("Check {}: it must be Microsoft Graph (https://graph.microsoft.com) or a proxy that forwards to it unchanged.", context.field("api_base"))),
-            GraphError::TooLarge { limit, .. } => SendError::new(ErrorKind::MessageTooLarge, self.to_string())
-                .with_hint(format!("Microsoft 365's default message size limit is {} MB; an administrator can raise it per mailbox (Set-Mailbox -MaxSendSize) up to 150 MB, otherwise send large files as links.", limit / 1_000_000)),
+            GraphError::TooLarge { .. } => SendError::new(ErrorKind::MessageTooLarge, self.to_string())
+                .with_field("service")
+                .with_hint("mailroom sends through Graph's sendMail in MIME form, one request of at most 4,000,000 bytes of base64 (3,000,000 bytes of message); the draft + upload-session path Graph offers for larger mail is not built. Microsoft 365 itself takes 35 MB by default (the mailbox's MaxSendSize): send such messages through Web Mail with auth = \"oauth\" (smtp.office365.com, port 587, [web_mail.oauth] with this app registration and SMTP.Send or SMTP.SendAsApp; README: Microsoft 365), or send large files as links.")
+                .with_complete_hints(),
         };
         error.with_source(self)
     }

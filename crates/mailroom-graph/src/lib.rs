@@ -4,12 +4,18 @@
 //! (October 2026) and switched off SMTP basic authentication. Every identity-platform
 //! (`AADSTS…`) and Graph (`error.code`) error is classified into core's kinds by
 //! [`GraphError::classify`], with the field to change and the Entra admin-centre step.
+//!
+//! [`MicrosoftSignIn`] is `mailroom connect microsoft`: authorization code + PKCE on a
+//! loopback redirect, or the device code flow; it refuses an account that is not the Company
+//! Email address and writes the refresh token to `token_file` (atomic, owner-only).
 
 mod bcc;
+mod connect;
 mod error;
 mod token;
 mod transport;
 
+pub use connect::{BrowserSignIn, ConnectError, Connected, DeviceSignIn, MicrosoftSignIn};
 pub use token::{
     classify_token_failure, identity_error, load_refresh_token, oauth_client, save_refresh_token, scopes, token_source,
 };

@@ -111,7 +111,7 @@ pub fn save_refresh_token(path: &Path, client_id: &str, refresh_token: &Secret, 
 
 /// Core's `TokenSource` for `oauth` and `resource`: client credentials for `application`,
 /// the refresh-token grant for `delegated` (the token file is re-read at each refresh, so a
-/// new `connect` fixes a running sender).
+/// new `connect` fixes a running sender, and a rotated refresh token is written back to it).
 ///
 /// ```
 /// use mailroom_core::config::{CompanyEmail, ServiceConfig};
@@ -156,7 +156,17 @@ pub fn token_source(
                     "auth = \"delegated\" needs a refresh token: run `mailroom connect microsoft --config FILE`",
                 )),
             });
-            OAuthTokenSource::refresh_token(client, scopes, provider, map_error)
+            let source = OAuthTokenSource::refresh_token(client, scopes, provider, map_error);
+            match (&oauth.refresh_token, &oauth.token_file) {
+                // Microsoft: "Replace the old refresh token with this newly acquired refresh token".
+                (None, Some(path)) => {
+                    let path = path.clone();
+                    source.store_rotated_refresh_tokens(Arc::new(move |new| {
+                        mailroom_http::replace_refresh_token(&path, new.expose())
+                    }))
+                }
+                _ => source,
+            }
         }
     })
 }

@@ -16,7 +16,8 @@ use crate::bcc::mime_with_bcc;
 use crate::error::{ApiError, Context, GraphError, Resource, Step};
 use crate::token::token_source;
 
-/// The largest `sendMail` request Graph takes (about 4 MB, base64 included).
+/// The largest `sendMail` request mailroom sends (Graph's limit is about 4 MB, base64
+/// included): messages up to 3,000,000 bytes.
 pub const MAX_REQUEST_BYTES: usize = 4_000_000;
 
 /// Sends through Microsoft Graph as the Company Email.
@@ -166,9 +167,9 @@ impl Transport for GraphTransport {
         let mime = mime_with_bcc(message);
         let body = base64::engine::general_purpose::STANDARD.encode(&mime).into_bytes();
         if body.len() > MAX_REQUEST_BYTES {
-            return Err(GraphError::TooLarge { size: message.len(), limit: MAX_REQUEST_BYTES / 4 * 3 }
-                .classify(&self.context)
-                .with_hint("mailroom sends through Graph's sendMail in MIME form, whose requests are limited to about 4 MB (3 MB of message before base64); the draft + upload-session path for larger mail is not built yet: use Web Mail with OAuth (smtp.office365.com takes 35 MB) for such messages."));
+            return Err(
+                GraphError::TooLarge { size: message.len(), limit: MAX_REQUEST_BYTES / 4 * 3 }.classify(&self.context)
+            );
         }
         let mut transcript = Transcript::new();
         let mut refreshed = false;

@@ -252,3 +252,20 @@ async fn the_graph_driver_passes_core_conformance() {
     let passed = run_suite(&harness).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(passed.contains(&"bcc_in_envelope_not_headers"), "{passed:?}");
 }
+
+#[tokio::test]
+async fn a_message_above_one_send_mail_request_is_refused_before_any_request_with_the_exact_limit() {
+    let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
+    let config = config(&mock, "application");
+    let big = MessageDraft::new(config.sender.clone())
+        .to("customer@example.com".parse().unwrap())
+        .subject("Statement")
+        .text("x".repeat(3_100_000))
+        .build()
+        .unwrap();
+    let error = transport(&config).send(&big).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::MessageTooLarge);
+    assert!(error.detail().contains("3000000 bytes one Graph sendMail request can carry"), "{}", error.detail());
+    assert!(error.remediation().iter().any(|hint| hint.contains("auth = \"oauth\"")), "{:?}", error.remediation());
+    assert!(mock.requests().await.is_empty(), "nothing was sent, not even a token request");
+}

@@ -14,7 +14,8 @@
 //!   [`LoopbackConsent`] (the loopback redirect listener), [`OAuthTokenSource`] (core's
 //!   `TokenSource`), [`Endpoints`] presets for Google and the Microsoft identity platform, and
 //!   [`TokenEndpointError`] (status, OAuth `error`, description, AADSTS code, `Retry-After`).
-//! - [`write_private_file`] / [`read_private_file`]: secret-bearing files, atomic and 0600.
+//! - [`write_private_file`] / [`read_private_file`]: secret-bearing files, atomic and 0600;
+//!   [`replace_refresh_token`] writes a rotated refresh token back into its token file.
 //! - [`retry_after`], [`backoff_millis`], [`token_expiry`]: server numbers within bounds.
 
 // Items are `pub` only where the crate exports them: a user sees exactly the public API.
@@ -35,9 +36,9 @@ pub use error::{Failure, HttpError};
 pub use limits::{MAX_BACKOFF, MAX_TOKEN_LIFETIME, backoff_millis, deadline_after, retry_after, token_expiry};
 pub use oauth::{
     ConsentError, DeviceAuthorization, Endpoints, ErrorMapper, IdClaims, LoopbackConsent, MICROSOFT_AUTHORITY,
-    OAuthClient, OAuthError, OAuthTokenSource, RefreshTokenProvider, Token, TokenEndpointError,
+    OAuthClient, OAuthError, OAuthTokenSource, RefreshTokenProvider, RefreshTokenSink, Token, TokenEndpointError,
 };
-pub use private_file::{read_private_file, readable_by_others, write_private_file};
+pub use private_file::{read_private_file, readable_by_others, replace_refresh_token, write_private_file};
 pub use scrub::{Header, scrubber_for_request};
 
 /// A URL as shown in messages: never with user info.

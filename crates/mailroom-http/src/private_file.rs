@@ -53,6 +53,37 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Replaces the refresh token in a token file (a rotated one from the token endpoint), keeping
+/// the file's other fields: a JSON object gets its `refresh_token` (and `saved_at`, when it
+/// has one) replaced, anything else (a bare refresh token on one line) is replaced whole.
+/// Written like [`write_private_file`]: atomic, owner-only.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("token.json");
+/// std::fs::write(&path, r#"{"client_id":"c","account":"erp@company.com","refresh_token":"old"}"#).unwrap();
+/// mailroom_http::replace_refresh_token(&path, "new").unwrap();
+/// let text = std::fs::read_to_string(&path).unwrap();
+/// assert!(text.contains(r#""refresh_token":"new""#) && text.contains("erp@company.com"));
+/// ```
+pub fn replace_refresh_token(path: &Path, refresh_token: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let contents = match serde_json::from_str::<serde_json::Value>(text.trim()) {
+        Ok(serde_json::Value::Object(mut document)) => {
+            document.insert("refresh_token".into(), refresh_token.into());
+            if document.contains_key("saved_at") {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                document.insert("saved_at".into(), now.into());
+            }
+            let mut text = serde_json::to_string_pretty(&document).map_err(std::io::Error::other)?;
+            text.push('\n');
+            text
+        }
+        _ => format!("{refresh_token}\n"),
+    };
+    write_private_file(path, contents.as_bytes())
+}
+
 /// Reads a secret-bearing file as text; logs a warning (tracing) when the file can be read by
 /// its group or by everyone, because then the secret in it can be too.
 ///

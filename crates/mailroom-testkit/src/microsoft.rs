@@ -1,4 +1,4 @@
-//! A mocked Microsoft 365 on wiremock: the identity platform's token and device-code endpoints and Graph's `sendMail` and mailbox, answering with the captured replies of `fixtures/microsoft` (each with its source in SOURCES.md).
+//! A mocked Microsoft 365 on wiremock: the identity platform's authorize (a redirect back with a code), token and device-code endpoints and Graph's `sendMail` and mailbox, answering with the captured replies of `fixtures/microsoft` (each with its source in SOURCES.md).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +23,8 @@ fixtures!(
     "token_90002_unknown_tenant.json",
     "token_65001_consent_required.json",
     "token_700082_refresh_expired.json",
+    "token_device_pending.json",
+    "token_device_declined.json",
     "graph_401_invalid_token.json",
     "graph_401_invalid_audience.json",
     "graph_403_access_denied.json",
@@ -121,6 +123,18 @@ struct State {
     graph_fault: Option<MicrosoftFault>,
     sent: Vec<Vec<u8>>,
     token_requests: Vec<HashMap<String, String>>,
+    /// The account the next sign-in (browser or device) is made with; `None`: the mailbox.
+    signs_in_as: Option<String>,
+    /// The next sign-in is declined (`access_denied` / `authorization_declined`).
+    declines: bool,
+    /// The PKCE challenge, redirect and scope of each authorization code issued.
+    codes: HashMap<String, (String, String, String)>,
+    /// The scope asked for at the device code endpoint.
+    device_scope: String,
+    /// Device polls answered `authorization_pending` so far.
+    device_polls: usize,
+    /// A used refresh token stops working (the rotation case: only the new one is valid).
+    revoke_used_refresh_tokens: bool,
 }
 
 /// The identity platform and Graph of one tenant on a loopback port.
@@ -163,6 +177,11 @@ impl MockMicrosoft365 {
             .respond_with(responder.clone())
             .mount(&server)
             .await;
+        Mock::given(method("GET"))
+            .and(path(format!("{base}/authorize")))
+            .respond_with(responder.clone())
+            .mount(&server)
+            .await;
         Mock::given(method("POST"))
             .and(path(format!("{base}/devicecode")))
             .respond_with(responder.clone())
@@ -190,6 +209,28 @@ impl MockMicrosoft365 {
     /// Makes Graph answer `fault`.
     pub fn graph_fault(&self, fault: MicrosoftFault) {
         self.state().graph_fault = Some(fault);
+    }
+
+    /// The next sign-ins (browser or device code) are made as `account` instead of the mailbox.
+    pub fn sign_in_as(&self, account: &str) {
+        self.state().signs_in_as = Some(account.to_owned());
+    }
+
+    /// The next sign-ins are declined by the user (`error=access_denied` on the redirect,
+    /// `authorization_declined` when polling a device code).
+    pub fn decline_sign_in(&self) {
+        self.state().declines = true;
+    }
+
+    /// A refresh token works once: refreshing returns a new one and revokes the one used
+    /// (so a client that does not store the rotated token fails on its next run).
+    pub fn revoke_used_refresh_tokens(&self) {
+        self.state().revoke_used_refresh_tokens = true;
+    }
+
+    /// How many device code polls were answered `authorization_pending`.
+    pub fn device_polls_pending(&self) -> usize {
+        self.state().device_polls
     }
 
     /// The MIME messages Graph accepted (base64 decoded), in order.
@@ -242,7 +283,56 @@ fn id_token(account: &str) -> String {
     format!("{header}.{claims}.")
 }
 
+/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
+fn s256(verifier: &str) -> String {
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
 impl Responder {
+    /// The sign-in page, played: the user signs in at once and the browser is sent back to
+    /// `redirect_uri` with a code (or `error=access_denied`), as Entra does with a 302.
+    fn authorize(&self, request: &Request, state: &mut State) -> ResponseTemplate {
+        let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let get = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+        let Ok(mut redirect) = url::Url::parse(get("redirect_uri")) else {
+            return json(
+                400,
+                r#"{"error":"invalid_request","error_description":"AADSTS90102: 'redirect_uri' value must be a valid absolute URI.","error_codes":[90102]}"#,
+            );
+        };
+        let loopback = matches!(redirect.host_str(), Some("localhost" | "127.0.0.1")) && redirect.scheme() == "http";
+        if get("client_id") != self.tenant.client_id || !loopback {
+            return json(
+                400,
+                r#"{"error":"invalid_request","error_description":"AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.","error_codes":[50011]}"#,
+            );
+        }
+        if get("response_type") != "code" || get("code_challenge_method") != "S256" || get("code_challenge").is_empty()
+        {
+            return json(
+                400,
+                r#"{"error":"invalid_request","error_description":"AADSTS9002325: Proof Key for Code Exchange is required for cross-origin authorization code redemption.","error_codes":[9002325]}"#,
+            );
+        }
+        if state.declines {
+            redirect
+                .query_pairs_mut()
+                .append_pair("error", "access_denied")
+                .append_pair("error_description", "AADSTS65004: User declined to consent to access the app.")
+                .append_pair("state", get("state"));
+        } else {
+            let account = state.signs_in_as.clone().unwrap_or_else(|| self.tenant.mailbox.clone());
+            let code = MockMicrosoft365::code_for(&account);
+            state.codes.insert(
+                code.clone(),
+                (get("code_challenge").to_owned(), get("redirect_uri").to_owned(), get("scope").to_owned()),
+            );
+            redirect.query_pairs_mut().append_pair("code", &code).append_pair("state", get("state"));
+        }
+        ResponseTemplate::new(302).insert_header("location", redirect.as_str())
+    }
+
     fn fault(slot: &mut Option<MicrosoftFault>) -> Option<ResponseTemplate> {
         let fault = slot.clone()?;
         match fault.times {
@@ -271,6 +361,8 @@ impl Responder {
         }
         let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
         if request.url.path().ends_with("/devicecode") {
+            state.device_scope = field("scope").to_owned();
+            state.device_polls = 0;
             return json(
                 200,
                 &serde_json::json!({"device_code": "device-code-1", "user_code": "ABCD-EFGH", "verification_uri": "https://microsoft.com/devicelogin", "expires_in": 900, "interval": 1, "message": "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ABCD-EFGH to authenticate."}).to_string(),
@@ -289,7 +381,25 @@ impl Responder {
         if !secret_ok {
             return fixture(401, "token_7000215_invalid_secret.json");
         }
-        let scope = field("scope");
+        if grant == "urn:ietf:params:oauth:grant-type:device_code" {
+            // The user needs a moment: the first poll is pending (RFC 8628 §3.5).
+            if state.device_polls == 0 {
+                state.device_polls += 1;
+                return fixture(400, "token_device_pending.json");
+            }
+            if state.declines {
+                return fixture(400, "token_device_declined.json");
+            }
+        }
+        // A code or device code is redeemed for the scope it was issued for.
+        let issued_scope = match grant {
+            "urn:ietf:params:oauth:grant-type:device_code" => state.device_scope.clone(),
+            "authorization_code" => {
+                state.codes.get(field("code")).map(|(_, _, scope)| scope.clone()).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let scope = if issued_scope.is_empty() { field("scope") } else { issued_scope.as_str() };
         let outlook = scope.contains("outlook.office365.com");
         state.issued += 1;
         let access = format!("mock-access-{}-{}", if outlook { "outlook" } else { "graph" }, state.issued);
@@ -311,12 +421,29 @@ impl Responder {
                 value["access_token"] = serde_json::Value::String(access);
                 return json(200, &value.to_string());
             }
-            "refresh_token" => match state.refresh_tokens.get(field("refresh_token")) {
-                Some(account) => account.clone(),
-                None => return fixture(400, "token_700082_refresh_expired.json"),
-            },
+            "refresh_token" => {
+                let used = field("refresh_token");
+                let account = match state.refresh_tokens.get(used) {
+                    Some(account) => account.clone(),
+                    None => return fixture(400, "token_700082_refresh_expired.json"),
+                };
+                if state.revoke_used_refresh_tokens {
+                    state.refresh_tokens.remove(used);
+                }
+                account
+            }
             "authorization_code" => {
                 if field("code_verifier").is_empty() {
+                    return json(
+                        400,
+                        r#"{"error":"invalid_grant","error_description":"AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.","error_codes":[501481]}"#,
+                    );
+                }
+                // A code from the mock's own authorize page must match its PKCE challenge and
+                // redirect; a code made up by a test (`code_for`) is taken as it is.
+                if let Some((challenge, redirect, _)) = state.codes.remove(field("code"))
+                    && (s256(field("code_verifier")) != challenge || field("redirect_uri") != redirect)
+                {
                     return json(
                         400,
                         r#"{"error":"invalid_grant","error_description":"AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.","error_codes":[501481]}"#,
@@ -327,7 +454,9 @@ impl Responder {
                     None => return fixture(400, "token_700082_refresh_expired.json"),
                 }
             }
-            "urn:ietf:params:oauth:grant-type:device_code" => self.tenant.mailbox.clone(),
+            "urn:ietf:params:oauth:grant-type:device_code" => {
+                state.signs_in_as.clone().unwrap_or_else(|| self.tenant.mailbox.clone())
+            }
             _ => {
                 return json(
                     400,
@@ -410,6 +539,8 @@ impl Respond for Responder {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if request.url.path().starts_with("/v1.0/") {
             self.graph(request, &mut state)
+        } else if request.url.path().ends_with("/authorize") {
+            self.authorize(request, &mut state)
         } else {
             self.token(request, &mut state)
         }

@@ -43,7 +43,17 @@ fn google_source(google: &GoogleOAuth, timeout: Duration) -> Result<OAuthTokenSo
     });
     let map_error: mailroom_http::ErrorMapper =
         Arc::new(|error, transcript| classify_google(error).with_transcript(transcript));
-    Ok(OAuthTokenSource::refresh_token(client, vec![GOOGLE_SMTP_SCOPE.to_owned()], provider, map_error))
+    let source = OAuthTokenSource::refresh_token(client, vec![GOOGLE_SMTP_SCOPE.to_owned()], provider, map_error);
+    Ok(match (&google.refresh_token, &google.token_file) {
+        // A rotated refresh token replaces the old one in the token file.
+        (None, Some(path)) => {
+            let path = path.clone();
+            source.store_rotated_refresh_tokens(Arc::new(move |new| {
+                mailroom_http::replace_refresh_token(&path, new.expose())
+            }))
+        }
+        _ => source,
+    })
 }
 
 /// Google's token refusals for XOAUTH2, by OAuth `error`.

@@ -27,7 +27,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "mailroom",
     version,
-    about = "Send ERP system email from one Company Email sender through Web Mail (SMTP), Exchange (EWS) or Email Services (Gmail API), and say exactly which setting to fix when it fails.",
+    about = "Send ERP system email from one Company Email sender through Web Mail (SMTP), Exchange (EWS) or Email Services (Gmail API, Microsoft Graph), and say exactly which setting to fix when it fails.",
     after_help = "Exit codes: 0 success; 1 the mail could not be sent or validation failed (classified error); 2 usage error, unreadable config or bad data file.\nWith --json, exactly one JSON object is printed on stdout.\nLogging: RUST_LOG=debug (or trace) writes diagnostics to stderr; secrets are never logged."
 )]
 struct Cli {
@@ -102,7 +102,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Connect an Email Services account: sign in with Google, allow sending, store the refresh token in token_file.
+    /// Connect an account (Google, or Microsoft 365 with auth = "delegated"): sign in, allow sending, store the refresh token in token_file.
     Connect {
         #[command(subcommand)]
         provider: ConnectProvider,
@@ -152,6 +152,18 @@ enum ConnectProvider {
         /// How long to wait for the browser to come back from Google's consent page.
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         wait_secs: u64,
+    },
+    /// Sign in to Microsoft 365 as the Company Email (auth = "delegated"): [email_services] provider = "microsoft" (Graph Mail.Send) or [web_mail.oauth] provider = "microsoft" (SMTP.Send).
+    Microsoft {
+        /// The Company Email config file (TOML) with auth = "delegated" and a token_file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Sign in on another device instead (a server without a browser): print a code to enter at Microsoft's device login page.
+        #[arg(long)]
+        device_code: bool,
+        /// How long to wait for the sign-in (default: 300 s for the browser, the code's lifetime, 15 minutes, with --device-code).
+        #[arg(long, value_name = "SECONDS")]
+        wait_secs: Option<u64>,
     },
 }
 
@@ -224,7 +236,87 @@ async fn run(command: Command) -> u8 {
         Command::Connect { provider: ConnectProvider::Google { config, wait_secs } } => {
             connect_google(config, Duration::from_secs(wait_secs), Reporter::new(false)).await
         }
+        Command::Connect { provider: ConnectProvider::Microsoft { config, device_code, wait_secs } } => {
+            connect_microsoft(config, device_code, wait_secs.map(Duration::from_secs), Reporter::new(false)).await
+        }
     }
+}
+
+/// `mailroom connect microsoft`: the browser (authorization code + PKCE on a loopback
+/// redirect) or device code sign-in, the account check, then the refresh token into `token_file`.
+async fn connect_microsoft(config_path: PathBuf, device_code: bool, wait: Option<Duration>, reporter: Reporter) -> u8 {
+    let started = Instant::now();
+    let Some(loaded) = load(&config_path, &reporter, started) else {
+        return reporter.exit_code();
+    };
+    let service = loaded.config.service_kind();
+    let sign_in = match mailroom_graph::MicrosoftSignIn::from_config(&loaded.config) {
+        Ok(sign_in) => sign_in,
+        Err(error) => {
+            let hints = error.remediation();
+            let hints: Vec<&str> = hints.iter().map(String::as_str).collect();
+            reporter.usage_at(Some(service), started, error.field(), error.detail(), &hints);
+            return EXIT_USAGE;
+        }
+    };
+    let failed = |error: mailroom_graph::ConnectError| {
+        let error = error.into_send_error(&sign_in);
+        reporter.failure(Failure { service: Some(service), started, error: &error, headline: "Connecting failed" });
+        EXIT_FAILED
+    };
+    let account = sign_in.account().to_owned();
+    let connected = if device_code {
+        let device = match sign_in.device_code().await {
+            Ok(device) => device,
+            Err(error) => return failed(error),
+        };
+        let wait = wait.unwrap_or(device.expires_in()).min(device.expires_in());
+        reporter.plain(&format!(
+            "On any device, open {} and enter the code {} , then sign in as {account} and accept.\n\nWaiting up to {} s for the sign-in ...\n",
+            device.verification_uri(),
+            device.user_code(),
+            wait.as_secs()
+        ));
+        device.finish(wait).await
+    } else {
+        let flow = match sign_in.browser().await {
+            Ok(flow) => flow,
+            Err(error) => return failed(error),
+        };
+        let wait = wait.unwrap_or(Duration::from_secs(300));
+        reporter.plain(&format!(
+            "Open this address in a browser on this machine, sign in as {account} and accept:\n\n  {}\n\nWaiting up to {} s for Microsoft to send the browser back to {} ...\n(No browser here? Run `mailroom connect microsoft --device-code --config {}` instead.)\n",
+            flow.authorize_url(),
+            wait.as_secs(),
+            flow.redirect_uri(),
+            config_path.display()
+        ));
+        flow.finish(wait).await
+    };
+    let connected = match connected {
+        Ok(connected) => connected,
+        Err(error) => return failed(error),
+    };
+    if let Err(e) = sign_in.save(&connected) {
+        reporter.usage(
+            Some(service),
+            started,
+            &format!(
+                "Microsoft granted access, but the token could not be written to {}: {e}",
+                sign_in.token_file().display()
+            ),
+            &["Check that the folder exists and is writable, then run connect microsoft again."],
+        );
+        return EXIT_USAGE;
+    }
+    let private = if cfg!(unix) { " (readable only by you)" } else { "" };
+    reporter.plain(&format!(
+        "Connected as {}. The refresh token is in {}{private}.\nNext: mailroom validate --config {} sends a test mail.\n",
+        connected.account,
+        sign_in.token_file().display(),
+        config_path.display()
+    ));
+    EXIT_OK
 }
 
 /// `mailroom connect google`: the consent flow, then the refresh token into `token_file`.

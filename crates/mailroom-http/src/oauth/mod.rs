@@ -16,7 +16,7 @@ pub use client::{DeviceAuthorization, OAuthClient};
 pub use error::{OAuthError, TokenEndpointError};
 pub use loopback::{ConsentError, LoopbackConsent};
 pub use reply::{IdClaims, Token};
-pub use source::{ErrorMapper, OAuthTokenSource, RefreshTokenProvider};
+pub use source::{ErrorMapper, OAuthTokenSource, RefreshTokenProvider, RefreshTokenSink};
 
 use url::Url;
 

@@ -16,6 +16,10 @@ pub type ErrorMapper = Arc<dyn Fn(OAuthError, Transcript) -> SendError + Send + 
 /// a new `connect` fixes a running sender).
 pub type RefreshTokenProvider = Arc<dyn Fn() -> Result<Secret, SendError> + Send + Sync>;
 
+/// Stores a rotated refresh token (the token endpoint sent a new one with a refresh: Microsoft
+/// says to replace the old one with it, and a revoked old one would fail the next run).
+pub type RefreshTokenSink = Arc<dyn Fn(&Secret) -> std::io::Result<()> + Send + Sync>;
+
 enum Grant {
     Refresh(RefreshTokenProvider),
     ClientCredentials,
@@ -40,6 +44,7 @@ pub struct OAuthTokenSource {
     scopes: Vec<String>,
     grant: Grant,
     map_error: ErrorMapper,
+    rotated: Option<RefreshTokenSink>,
 }
 
 impl std::fmt::Debug for OAuthTokenSource {
@@ -59,12 +64,20 @@ impl OAuthTokenSource {
         refresh_token: RefreshTokenProvider,
         map_error: ErrorMapper,
     ) -> Self {
-        OAuthTokenSource { client, scopes, grant: Grant::Refresh(refresh_token), map_error }
+        OAuthTokenSource { client, scopes, grant: Grant::Refresh(refresh_token), map_error, rotated: None }
     }
 
     /// Tokens from the client-credentials grant.
     pub fn client_credentials(client: OAuthClient, scopes: Vec<String>, map_error: ErrorMapper) -> Self {
-        OAuthTokenSource { client, scopes, grant: Grant::ClientCredentials, map_error }
+        OAuthTokenSource { client, scopes, grant: Grant::ClientCredentials, map_error, rotated: None }
+    }
+
+    /// Where a rotated refresh token goes (e.g. [`crate::replace_refresh_token`] on the token
+    /// file). A failure to store it is logged, not returned: the access token is good, and
+    /// the old refresh token may still work.
+    pub fn store_rotated_refresh_tokens(mut self, sink: RefreshTokenSink) -> Self {
+        self.rotated = Some(sink);
+        self
     }
 
     /// The OAuth client.
@@ -78,7 +91,18 @@ impl OAuthTokenSource {
         match &self.grant {
             Grant::Refresh(provider) => {
                 let refresh = provider().map_err(Err)?;
-                self.client.refresh(&refresh, &scopes, transcript).await.map_err(Ok)
+                let token = self.client.refresh(&refresh, &scopes, transcript).await.map_err(Ok)?;
+                if let (Some(sink), Some(new)) = (&self.rotated, &token.refresh)
+                    && new.expose() != refresh.expose()
+                {
+                    match sink(new) {
+                        Ok(()) => tracing::debug!("stored the rotated refresh token"),
+                        Err(error) => {
+                            tracing::warn!(%error, "the token endpoint rotated the refresh token, and the new one could not be stored; the next run may need `mailroom connect` again")
+                        }
+                    }
+                }
+                Ok(token)
             }
             Grant::ClientCredentials => self.client.client_credentials(&scopes, transcript).await.map_err(Ok),
         }
