@@ -392,3 +392,28 @@ async fn a_rotated_refresh_token_is_written_back_and_the_next_run_uses_it() {
         assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_mail_oauth_delegated_signs_in_to_office365_with_the_token_of_connect_microsoft() {
+    let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
+    // Token 1 comes from the device code sign-in, token 2 from validate's refresh.
+    let server =
+        Persona::office365_587().oauth_token("erp@company.com", "mock-access-outlook-2").start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = mock.tenant();
+    let oauth = format!(
+        "provider = \"microsoft\"\ntenant = \"{}\"\nclient_id = \"{}\"\nauth = \"delegated\"\ntoken_file = \"smtp-token.json\"\nauthority = \"{}\"\n",
+        tenant.tenant,
+        tenant.client_id,
+        mock.uri()
+    );
+    let config = web_mail_oauth_config(dir.path(), server.addr().port(), server.ca_pem(), &oauth);
+    let connect =
+        run_mailroom(&["connect", "microsoft", "--device-code", "--config", &config, "--wait-secs", "30"], &[]);
+    assert_eq!(connect.code, 0, "{connect:?}");
+    let device_scope = &mock.token_requests()[0]["scope"];
+    assert!(device_scope.contains("https://outlook.office365.com/SMTP.Send"), "{device_scope}");
+    let run = run_mailroom(&["validate", "--config", &config, "--json"], &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(server.messages().len(), 1);
+}
