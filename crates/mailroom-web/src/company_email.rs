@@ -464,7 +464,7 @@ fn config_problems(issues: &[ConfigIssue]) -> Outcome {
     outcome
 }
 
-fn load_error(error: LoadError) -> Outcome {
+pub(crate) fn load_error(error: LoadError) -> Outcome {
     match error {
         LoadError::Invalid { errors, .. } => config_problems(&errors),
         other => Outcome::notice(Notice::new("error", "The settings cannot be used", vec![other.to_string()])),

@@ -1,4 +1,4 @@
-//! Connect: the Google consent flow started from the page, its loopback redirect listened for in the background, and a status page that refreshes itself until the account is connected.
+//! Connect: the Google or Microsoft consent flow started from the page, its loopback redirect listened for in the background, and a status page that refreshes itself until the account is connected.
 
 use std::time::Duration;
 
@@ -46,17 +46,13 @@ pub(crate) async fn start(
     draft: &Draft,
 ) -> Result<Response, Outcome> {
     if draft.service == "microsoft" {
-        return Err(Outcome::notice(Notice::new(
-            "error",
-            "Connect Microsoft is not available here yet",
-            vec!["Use Sign in as: Application (client secret) from this page for now.".into()],
-        )));
+        return start_microsoft(console, session, context, draft).await;
     }
     if draft.service != "email_services" {
         return Err(Outcome::notice(Notice::new(
             "error",
             "Connect is for Email Services",
-            vec!["Choose Email Services: Google as the Email Service Type first.".into()],
+            vec!["Choose Email Services: Google or Microsoft 365 as the Email Service Type first.".into()],
         )));
     }
     let built = context.build(console, draft);
@@ -110,6 +106,62 @@ pub(crate) async fn start(
             }
             Err(error) => {
                 let error = error.into_send_error();
+                ConnectState::Failed { message: error.user_message(), remediation: error.remediation() }
+            }
+        };
+        console.shared.sessions.with(&session.0, |s| s.connect = Some(state));
+    });
+    Ok(Redirect::to("/connect").into_response())
+}
+
+/// Connect Microsoft (`auth = "delegated"`): authorization code + PKCE with a redirect to
+/// `http://localhost:PORT`, the account checked against the Email Address, the refresh token
+/// written to the config's `token_file` — `mailroom connect microsoft`'s flow.
+async fn start_microsoft(
+    console: &Console,
+    session: &SessionId,
+    context: &Context,
+    draft: &Draft,
+) -> Result<Response, Outcome> {
+    let built = context.build(console, draft);
+    // Only the settings: the transport would want the token this flow is about to get.
+    let loaded = mailroom::load_config_text(&built.text, &crate::company_email::config_folder(console), &built.env())
+        .map_err(crate::company_email::load_error)?;
+    let sign_in = mailroom_graph::MicrosoftSignIn::from_config(&loaded.config)
+        .map_err(|error| failure("Connecting failed", &error, None))?;
+    let flow = sign_in
+        .browser()
+        .await
+        .map_err(|error| failure("Connecting failed", &error.into_send_error(&sign_in), None))?;
+    let account = sign_in.account().to_owned();
+    let waiting = ConnectState::Waiting {
+        provider: "Microsoft",
+        authorize_url: flow.authorize_url().to_string(),
+        redirect_uri: flow.redirect_uri().to_owned(),
+        account: account.clone(),
+    };
+    console.shared.sessions.with(&session.0, |s| s.connect = Some(waiting));
+    let (console, session) = (console.clone(), session.clone());
+    tokio::spawn(async move {
+        let state = match flow.finish(WAIT).await {
+            Ok(connected) => match sign_in.save(&connected) {
+                Ok(()) => ConnectState::Connected {
+                    text: format!(
+                        "Microsoft granted sending for {} (the Email Address); the refresh token is stored in {}, readable only by its owner. Validate now sends a test mail through Microsoft Graph.",
+                        connected.account,
+                        sign_in.token_file().display()
+                    ),
+                },
+                Err(error) => ConnectState::Failed {
+                    message: format!(
+                        "Microsoft granted access, but the token could not be written to {}: {error}",
+                        sign_in.token_file().display()
+                    ),
+                    remediation: vec!["Check that the folder is writable, then Connect again.".into()],
+                },
+            },
+            Err(error) => {
+                let error = error.into_send_error(&sign_in);
                 ConnectState::Failed { message: error.user_message(), remediation: error.remediation() }
             }
         };

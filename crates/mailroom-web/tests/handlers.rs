@@ -889,3 +889,93 @@ async fn the_microsoft_365_smtp_preset_warns_of_december_2026_and_offers_graph()
     assert!(input_tag(&page.html, "service-microsoft").contains("checked"), "{}", page.html);
     assert!(page.html.contains("Mail.Send"));
 }
+
+/// One plain HTTP/1.1 GET to a loopback URL (the test plays the browser on the sign-in
+/// page and the redirect): the status and the `Location` header.
+async fn loopback_get(url: &str) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("a loopback http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let port = authority.rsplit_once(':').map_or(80, |(_, port)| port.parse().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let path = if path.is_empty() { "/" } else { path };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut reply)).await.unwrap().unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let status = reply.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let location = reply
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| line.strip_prefix("location: ").or_else(|| line.strip_prefix("Location: ")))
+        .map(str::to_owned);
+    (status, location)
+}
+
+/// The sign-in page link of the Connect page.
+fn authorize_link(html: &str) -> String {
+    let text = unescape(html);
+    let link = text.split("href=\"").filter_map(|part| part.split('"').next()).find(|href| href.contains("/authorize?"));
+    link.unwrap_or_else(|| panic!("no sign-in link: {html}")).to_owned()
+}
+
+/// Waits until the Connect page shows the flow's end.
+async fn connect_outcome(browser: &mut Browser) -> Page {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = browser.get("/connect").await;
+        if !page.html.contains("http-equiv=\"refresh\"") {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sign-in did not end: {}", page.html);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connect_microsoft_signs_in_the_company_email_and_stores_its_token() {
+    let mock = mailroom_testkit::MockMicrosoft365::start(mailroom_testkit::MicrosoftTenant::company()).await;
+    let setup = Setup::new().await;
+    let mut browser = Browser::new(&setup.console);
+    browser.get("/").await;
+    let mut fields = microsoft_fields(&mock, "right-secret");
+    fields.iter_mut().find(|(k, _)| *k == "ms_auth").unwrap().1 = "delegated".into();
+
+    // Application sign-in has nothing to connect: the error sits at Sign in as.
+    let application = microsoft_fields(&mock, "right-secret");
+    let page = browser.post("/", &with_action(&application, "connect")).await;
+    assert!(input_tag(&page.html, "ms_auth-application").contains("aria-invalid=\"true\""), "{}", page.html);
+
+    // Someone else signs in: refused, nothing stored.
+    mock.sign_in_as("someone.else@company.com");
+    let page = browser.post("/", &with_action(&fields, "connect")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let page = browser.get("/connect").await;
+    assert!(page.html.contains("Connect Microsoft") && page.html.contains("Accept"));
+    let authorize = authorize_link(&page.html);
+    assert!(authorize.starts_with(&format!("{}/company.onmicrosoft.com/oauth2/v2.0/authorize?", mock.uri())), "{authorize}");
+    let (status, redirect) = loopback_get(&authorize).await;
+    assert_eq!(status, 302);
+    loopback_get(&redirect.unwrap()).await;
+    let page = connect_outcome(&mut browser).await;
+    assert!(page.html.contains("Connecting failed") && page.html.contains("someone.else@company.com"), "{}", page.html);
+    let token_file = setup.dir.path().join("company-email.microsoft-token.json");
+    assert!(!token_file.exists());
+
+    // The Company Email signs in: the token is stored and Validate sends through Graph.
+    mock.sign_in_as(&mock.tenant().mailbox.clone());
+    browser.post("/", &with_action(&fields, "connect")).await;
+    let page = browser.get("/connect").await;
+    let authorize = authorize_link(&page.html);
+    let (_, redirect) = loopback_get(&authorize).await;
+    loopback_get(&redirect.unwrap()).await;
+    let page = connect_outcome(&mut browser).await;
+    assert!(page.html.contains("Connected") && page.html.contains("erp@company.com"), "{}", page.html);
+    assert!(!page.html.contains("right-refresh-token"));
+    #[cfg(unix)]
+    assert_eq!(mode(&token_file), 0o600);
+    let page = browser.post("/", &with_action(&fields, "validate")).await;
+    assert!(page.html.contains("Validated: the test mail was accepted"), "{}", page.html);
+    assert_eq!(mock.sent().len(), 1);
+}
