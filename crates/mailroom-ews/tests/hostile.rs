@@ -11,6 +11,10 @@ use mailroom_testkit::{HostileHttpServer, HostileReply};
 
 /// The deadline of every step here (connect, token, reply).
 const STEP: Duration = Duration::from_millis(700);
+/// What "ended within its deadline" is checked against: far above the 0.7 s steps, so a loaded
+/// CI machine does not fail it, and far below what a missing deadline would cost (a reply
+/// trickled a byte per second needs minutes, an honoured `Retry-After: 99999999999` years).
+const HANG_BOUND: Duration = Duration::from_secs(8);
 /// No request may take longer than this, whatever the server does.
 const WALL: Duration = Duration::from_secs(15);
 
@@ -46,7 +50,7 @@ async fn a_200_cut_mid_body_is_delivery_unknown() {
     let server = hostile(HostileReply::CutBody { status: 200, promised: 4096, sent: CUT_SOAP.to_vec() }).await;
     let (error, elapsed) = send_to(&server).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 2, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
     assert_eq!(server.requests(), 1, "a message that may have been accepted is not sent again");
 }
 
@@ -55,7 +59,7 @@ async fn a_500_cut_mid_body_is_classified_by_its_status() {
     let server = hostile(HostileReply::CutBody { status: 500, promised: 4096, sent: CUT_SOAP.to_vec() }).await;
     let (error, elapsed) = send_to(&server).await;
     assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{error}");
-    assert!(elapsed < STEP * 2, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -63,7 +67,7 @@ async fn a_ten_megabyte_header_line_after_the_message_was_handed_over_is_deliver
     let server = hostile(HostileReply::HugeHeaderLine { status: 200, bytes: 10 << 20 }).await;
     let (error, elapsed) = send_to(&server).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -72,7 +76,7 @@ async fn a_ten_megabyte_200_body_is_delivery_unknown_after_the_first_megabytes()
     let (error, elapsed) = send_to(&server).await;
     assert_never_retried(&error);
     assert!(error.detail().contains("larger than"), "{error}");
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -80,7 +84,7 @@ async fn an_endless_chunked_200_body_is_delivery_unknown() {
     let server = hostile(HostileReply::EndlessChunked { status: 200 }).await;
     let (error, elapsed) = send_to(&server).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -88,7 +92,7 @@ async fn an_endless_chunked_503_body_is_classified_by_its_status() {
     let server = hostile(HostileReply::EndlessChunked { status: 503 }).await;
     let (error, elapsed) = send_to(&server).await;
     assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{error}");
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -102,7 +106,7 @@ async fn a_reply_trickled_one_byte_per_second_runs_into_the_deadline_as_delivery
     .await;
     let (error, elapsed) = send_to(&server).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -114,7 +118,7 @@ async fn a_200_with_invalid_utf8_is_delivery_unknown() {
     let server = hostile(HostileReply::reply(200, &["Content-Type: text/xml; charset=utf-8"], &body)).await;
     let (error, elapsed) = send_to(&server).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -143,7 +147,7 @@ async fn an_absurd_retry_after_is_bounded() {
     if let Some(delay) = policy.delay_before_retry(1, &error) {
         assert!(delay <= mailroom_http::MAX_BACKOFF, "{delay:?}");
     }
-    assert!(elapsed < STEP, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -166,7 +170,7 @@ async fn a_token_endpoint_that_trickles_past_its_deadline_is_a_timeout() {
     let started = Instant::now();
     let error = tokio::time::timeout(WALL, transport.send(&message("hostile"))).await.unwrap().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
-    assert!(started.elapsed() < STEP * 3, "{:?}", started.elapsed());
+    assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
     assert_eq!(ews.requests(), 0, "no message without a token");
 }
 
@@ -177,5 +181,5 @@ async fn the_probe_ends_within_its_deadline_against_a_trickling_server() {
     let report = tokio::time::timeout(WALL, transport(&server.uri()).probe()).await.unwrap();
     let error = report.error.expect("the probe fails");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
-    assert!(started.elapsed() < STEP * 3, "{:?}", started.elapsed());
+    assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
 }

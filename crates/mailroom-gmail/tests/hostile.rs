@@ -12,6 +12,10 @@ use wiremock::MockServer;
 
 /// The deadline of every step here (connect, token, upload reply).
 const STEP: Duration = Duration::from_millis(700);
+/// What "ended within its deadline" is checked against: far above the 0.7 s steps, so a loaded
+/// CI machine does not fail it, and far below what a missing deadline would cost (a reply
+/// trickled a byte per second needs minutes, an honoured `Retry-After: 99999999999` years).
+const HANG_BOUND: Duration = Duration::from_secs(8);
 /// No request may take longer than this, whatever the server does.
 const WALL: Duration = Duration::from_secs(15);
 
@@ -45,7 +49,7 @@ async fn a_200_cut_mid_body_is_delivery_unknown() {
     let api = hostile(HostileReply::CutBody { status: 200, promised: 4096, sent: CUT_JSON.to_vec() }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 2, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
     assert_eq!(api.requests(), 1, "a message that may have been accepted is not sent again");
 }
 
@@ -55,7 +59,7 @@ async fn a_500_cut_mid_body_is_classified_by_its_status() {
         hostile(HostileReply::CutBody { status: 500, promised: 4096, sent: br#"{"error":{"code":50"#.to_vec() }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{error}");
-    assert!(elapsed < STEP * 2, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -63,7 +67,7 @@ async fn a_ten_megabyte_header_line_after_the_message_was_handed_over_is_deliver
     let api = hostile(HostileReply::HugeHeaderLine { status: 200, bytes: 10 << 20 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -71,7 +75,7 @@ async fn a_ten_megabyte_200_body_is_delivery_unknown() {
     let api = hostile(HostileReply::HugeBody { status: 200, bytes: 10 << 20 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -79,7 +83,7 @@ async fn an_endless_chunked_200_body_is_delivery_unknown() {
     let api = hostile(HostileReply::EndlessChunked { status: 200 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -87,7 +91,7 @@ async fn an_endless_chunked_503_body_is_classified_by_its_status() {
     let api = hostile(HostileReply::EndlessChunked { status: 503 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{error}");
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -97,7 +101,7 @@ async fn a_reply_trickled_one_byte_per_second_runs_into_the_deadline_as_delivery
             .await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -110,7 +114,7 @@ async fn a_200_with_invalid_utf8_is_delivery_unknown() {
     .await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -142,7 +146,7 @@ async fn an_absurd_retry_after_is_bounded() {
     if let Some(delay) = RetryPolicy::default().delay_before_retry(1, &error) {
         assert!(delay <= mailroom_http::MAX_BACKOFF, "{delay:?}");
     }
-    assert!(elapsed < STEP, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -161,6 +165,6 @@ async fn a_token_endpoint_that_trickles_past_its_deadline_is_a_timeout() {
     let started = Instant::now();
     let error = tokio::time::timeout(WALL, transport.send(&message())).await.unwrap().unwrap_err();
     assert_eq!((error.kind(), error.field()), (ErrorKind::Timeout, Some("email_services.token_uri")), "{error}");
-    assert!(started.elapsed() < STEP * 3, "{:?}", started.elapsed());
+    assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
     assert_eq!(api.requests(), 0, "no message without a token");
 }

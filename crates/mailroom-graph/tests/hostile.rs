@@ -9,6 +9,10 @@ use mailroom_testkit::{HostileHttpServer, HostileReply, MicrosoftTenant, MockMic
 
 /// The deadline of every step here (connect, token, sendMail reply).
 const STEP: Duration = Duration::from_millis(700);
+/// What "ended within its deadline" is checked against: far above the 0.7 s steps, so a loaded
+/// CI machine does not fail it, and far below what a missing deadline would cost (a reply
+/// trickled a byte per second needs minutes, an honoured `Retry-After: 99999999999` years).
+const HANG_BOUND: Duration = Duration::from_secs(8);
 /// No request may take longer than this, whatever the server does.
 const WALL: Duration = Duration::from_secs(15);
 
@@ -63,7 +67,7 @@ async fn a_202_cut_mid_body_is_delivery_unknown() {
     let api = hostile(HostileReply::CutBody { status: 202, promised: 4096, sent: b"{\"id\":".to_vec() }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 2, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
     assert_eq!(api.requests(), 1, "a message that may have been accepted is not sent again");
 }
 
@@ -72,7 +76,7 @@ async fn a_403_cut_mid_body_is_classified_by_its_status() {
     let api = hostile(HostileReply::CutBody { status: 403, promised: 4096, sent: CUT_JSON.to_vec() }).await;
     let (error, elapsed) = send_to(&api).await;
     assert!(matches!(error.kind(), ErrorKind::PermissionDenied | ErrorKind::SenderNotAllowed), "{error}");
-    assert!(elapsed < STEP * 2, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -80,7 +84,7 @@ async fn a_ten_megabyte_header_line_after_the_message_was_handed_over_is_deliver
     let api = hostile(HostileReply::HugeHeaderLine { status: 202, bytes: 10 << 20 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -88,7 +92,7 @@ async fn a_ten_megabyte_202_body_is_delivery_unknown() {
     let api = hostile(HostileReply::HugeBody { status: 202, bytes: 10 << 20 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -96,7 +100,7 @@ async fn an_endless_chunked_202_body_is_delivery_unknown() {
     let api = hostile(HostileReply::EndlessChunked { status: 202 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -104,7 +108,7 @@ async fn an_endless_chunked_503_body_is_classified_by_its_status() {
     let api = hostile(HostileReply::EndlessChunked { status: 503 }).await;
     let (error, elapsed) = send_to(&api).await;
     assert_eq!(error.kind(), ErrorKind::ServiceUnavailable, "{error}");
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -112,7 +116,7 @@ async fn a_reply_trickled_one_byte_per_second_runs_into_the_deadline_as_delivery
     let api = hostile(HostileReply::trickle(202, &[], b"", Duration::from_secs(1))).await;
     let (error, elapsed) = send_to(&api).await;
     assert_never_retried(&error);
-    assert!(elapsed < STEP * 3, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -126,7 +130,7 @@ async fn a_400_with_invalid_utf8_is_classified_without_a_panic() {
     let (error, elapsed) = send_to(&api).await;
     assert!(!matches!(error.kind(), ErrorKind::DeliveryUnknown), "{error}");
     let _ = (error.report(), error.remediation(), error.user_message());
-    assert!(elapsed < STEP, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -145,7 +149,7 @@ async fn an_absurd_retry_after_is_bounded() {
     if let Some(delay) = RetryPolicy::default().delay_before_retry(1, &error) {
         assert!(delay <= mailroom_http::MAX_BACKOFF, "{delay:?}");
     }
-    assert!(elapsed < STEP, "{elapsed:?}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -162,7 +166,7 @@ async fn a_token_endpoint_that_trickles_past_its_deadline_is_a_timeout() {
     let started = Instant::now();
     let error = tokio::time::timeout(WALL, transport.send(&message())).await.unwrap().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
-    assert!(started.elapsed() < STEP * 3, "{:?}", started.elapsed());
+    assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
     assert_eq!(api.requests(), 0, "no message without a token");
 }
 
@@ -174,5 +178,5 @@ async fn the_probe_ends_within_its_deadline_against_a_trickling_server() {
     let report = tokio::time::timeout(WALL, transport(&login.uri(), &api.uri()).probe()).await.unwrap();
     let error = report.error.expect("the probe fails");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
-    assert!(started.elapsed() < STEP * 3, "{:?}", started.elapsed());
+    assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
 }

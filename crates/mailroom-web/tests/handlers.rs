@@ -916,7 +916,8 @@ async fn loopback_get(url: &str) -> (u16, Option<String>) {
 /// The sign-in page link of the Connect page.
 fn authorize_link(html: &str) -> String {
     let text = unescape(html);
-    let link = text.split("href=\"").filter_map(|part| part.split('"').next()).find(|href| href.contains("/authorize?"));
+    let link =
+        text.split("href=\"").filter_map(|part| part.split('"').next()).find(|href| href.contains("/authorize?"));
     link.unwrap_or_else(|| panic!("no sign-in link: {html}")).to_owned()
 }
 
@@ -954,7 +955,10 @@ async fn connect_microsoft_signs_in_the_company_email_and_stores_its_token() {
     let page = browser.get("/connect").await;
     assert!(page.html.contains("Connect Microsoft") && page.html.contains("Accept"));
     let authorize = authorize_link(&page.html);
-    assert!(authorize.starts_with(&format!("{}/company.onmicrosoft.com/oauth2/v2.0/authorize?", mock.uri())), "{authorize}");
+    assert!(
+        authorize.starts_with(&format!("{}/company.onmicrosoft.com/oauth2/v2.0/authorize?", mock.uri())),
+        "{authorize}"
+    );
     let (status, redirect) = loopback_get(&authorize).await;
     assert_eq!(status, 302);
     loopback_get(&redirect.unwrap()).await;
