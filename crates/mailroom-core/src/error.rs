@@ -707,7 +707,10 @@ fn http_service_advice(kind: ErrorKind, service: Option<ServiceKind>) -> Option<
     };
     let endpoint = match service {
         ServiceKind::Exchange => "the EWS URL (exchange.uri)",
-        _ => "Google's endpoints (email_services.token_uri and api_base)",
+        // Gmail and Graph are both Email Services and core cannot tell them apart here, so the
+        // advice names each provider's keys rather than guessing (Microsoft users were told
+        // about Google's endpoints).
+        _ => "the provider's endpoints (email_services.api_base, and token_uri for Google or authority for Microsoft)",
     };
     let advice = match (kind, service) {
         (ErrorKind::ConnectFailed | ErrorKind::Timeout, _) => vec![
@@ -721,7 +724,7 @@ fn http_service_advice(kind: ErrorKind, service: Option<ServiceKind>) -> Option<
         )],
         (ErrorKind::TlsCertificate, ServiceKind::Exchange) => vec!["Use the host name the server's certificate is issued for; if it uses your company's own certificate authority, set exchange.ca_file to that CA's PEM file.".into()],
         (ErrorKind::TlsCertificate, _) => vec![format!(
-            "Check {endpoint}: Google's endpoints carry publicly trusted certificates, so an untrusted one means the URL points elsewhere or a TLS-inspecting proxy sits in between; let it pass Google's hosts through untouched."
+            "Check {endpoint}: Google's and Microsoft's endpoints carry publicly trusted certificates, so an untrusted one means the URL points elsewhere or a TLS-inspecting proxy sits in between; let it pass the provider's hosts through untouched."
         )],
         (ErrorKind::AuthDisabled, ServiceKind::Exchange) => vec!["Basic authentication is off for this Exchange server (Exchange Online turned it off for EWS in 2022): set auth = \"oauth\" with client_id, tenant and client_secret_env from an Entra ID app registration that has the full_access_as_app permission, or, on premises, ask an administrator to enable Basic authentication on the EWS virtual directory.".into()],
         (ErrorKind::Protocol, _) => vec![format!(
@@ -891,5 +894,19 @@ mod tests {
         let report = err.report();
         assert!(report.retryable);
         assert_eq!(report.retry_after_ms, Some(5000));
+    }
+
+    #[test]
+    fn email_services_advice_does_not_assume_google() {
+        for kind in [ErrorKind::ConnectFailed, ErrorKind::TlsCertificate] {
+            let advice = SendError::new(kind, "no answer")
+                .with_field("email_services.api_base")
+                .with_service(ServiceKind::EmailServices)
+                .remediation()
+                .join(" ");
+            assert!(advice.contains("authority for Microsoft"), "{kind}: {advice}");
+            assert!(advice.contains("token_uri for Google"), "{kind}: {advice}");
+            assert!(!advice.contains("Check Google's endpoints"), "{kind}: {advice}");
+        }
     }
 }
