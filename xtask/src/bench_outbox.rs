@@ -85,18 +85,36 @@ pub(crate) fn reset_peak_rss() {
 /// growth in its last 10 ms would be missed).
 pub(crate) fn wait_measuring(mut child: Child) -> Result<(std::process::Output, Option<f64>), String> {
     let pid = child.id();
+    // Drain both pipes while the child runs: a child that writes more than a pipe holds (64 KiB,
+    // e.g. `outbox enqueue --json` over 100,000 lines) would otherwise block on write forever
+    // while this loop waits for it to exit.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let mut peak = None;
-    loop {
+    let status = loop {
         if let Some(sample) = peak_rss_mb(Some(pid)) {
             peak = Some(sample);
         }
         match child.try_wait().map_err(|e| e.to_string())? {
-            Some(_) => break,
+            Some(status) => break status,
             None => std::thread::sleep(Duration::from_millis(10)),
         }
-    }
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    Ok((output, peak))
+    };
+    let stdout = stdout.join().map_err(|_| "reading the child's stdout failed".to_string())?;
+    let stderr = stderr.join().map_err(|_| "reading the child's stderr failed".to_string())?;
+    Ok((std::process::Output { status, stdout, stderr }, peak))
+}
+
+/// Reads a child's pipe to its end on a thread of its own.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // A read error ends the capture; the exit status still tells success.
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
 
 /// The raw driver: `connections` tasks share a list of prebuilt messages until all are sent.
