@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use mailroom_core::{ErrorKind, OutgoingMessage, RetryPolicy, SendError, Transport};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -149,6 +151,31 @@ impl HostileHttpServer {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+}
+
+/// What "ended within its deadline" is checked against in a hostile-server test: far above the
+/// sub-second deadlines such tests configure, so a loaded CI machine does not fail it, and far
+/// below what a missing deadline would cost (a reply trickled a byte per second needs minutes,
+/// an honoured `Retry-After: 99999999999` years).
+pub const HANG_BOUND: Duration = Duration::from_secs(8);
+
+/// The outer limit after which [`send_expecting_error`] gives up on the transport altogether.
+const WALL: Duration = Duration::from_secs(15);
+
+/// Sends `message` through `transport` to a hostile server, for a test: the error it must end
+/// in, and how long it took. Panics if the send succeeds or outlasts every deadline.
+pub async fn send_expecting_error(transport: &impl Transport, message: &OutgoingMessage) -> (SendError, Duration) {
+    let started = Instant::now();
+    let outcome =
+        tokio::time::timeout(WALL, transport.send(message)).await.expect("the send ends within its deadlines");
+    (outcome.expect_err("a hostile server accepts nothing"), started.elapsed())
+}
+
+/// Asserts that `error` may mean "sent": `delivery_unknown`, and never retried by the default
+/// policy.
+pub fn assert_never_retried(error: &SendError) {
+    assert_eq!(error.kind(), ErrorKind::DeliveryUnknown, "{error}");
+    assert_eq!(RetryPolicy::default().delay_before_retry(1, error), None, "{error}");
 }
 
 impl Drop for HostileHttpServer {

@@ -63,7 +63,7 @@ pub use capture::{CapturedMessage, ParsedAddress, ParsedAttachment, ParsedMessag
 pub use chaos::{Arrival, ChaosSmtpServer, ChaosSmtpServerBuilder, Fate};
 pub use conn::Limits;
 pub use fake::{FakeSmtpServer, FakeSmtpServerBuilder};
-pub use hostile_http::{HostileHttpServer, HostileReply};
+pub use hostile_http::{HANG_BOUND, HostileHttpServer, HostileReply, assert_never_retried, send_expecting_error};
 #[cfg(feature = "microsoft")]
 pub use microsoft::{MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture};
 pub use persona::{Fault, Persona};
