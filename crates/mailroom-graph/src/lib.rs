@@ -9,7 +9,6 @@
 //! loopback redirect, or the device code flow; it refuses an account that is not the Company
 //! Email address and writes the refresh token to `token_file` (atomic, owner-only).
 
-mod bcc;
 mod connect;
 mod error;
 mod token;

@@ -12,7 +12,6 @@ use mailroom_core::{
 use mailroom_http::{ClientOptions, Header, HttpClient, HttpError, OAuthTokenSource, Reply, Request};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 
-use crate::bcc::mime_with_bcc;
 use crate::error::{ApiError, Context, GraphError, Resource, Step};
 use crate::token::token_source;
 
@@ -164,7 +163,8 @@ impl Transport for GraphTransport {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
-        let mime = mime_with_bcc(message);
+        // Graph reads the MIME form's recipients from its headers only: Bcc travels as a field.
+        let mime = message.bytes_with_bcc_field();
         let body = base64::engine::general_purpose::STANDARD.encode(&mime).into_bytes();
         if body.len() > MAX_REQUEST_BYTES {
             return Err(
