@@ -1,9 +1,10 @@
 //! `GraphError`: what the Microsoft identity platform and Microsoft Graph answered, classified into core's kinds with the field to change and the Entra admin-centre step that fixes it.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mailroom_core::config::{MicrosoftAuth, MicrosoftOAuth};
 use mailroom_core::{ErrorKind, Retry, SendError, ServerReply};
+use mailroom_http::TokenEndpointError;
 use serde::Deserialize;
 
 /// The longest server back-off hint that is honoured as given; longer ones are capped here
@@ -134,21 +135,8 @@ pub struct IdentityError {
     pub description: String,
     /// The AADSTS code: `error_codes[0]`, else the number after `AADSTS` in the description.
     pub code: Option<u32>,
-    /// `suberror` (`consent_required`, `bad_token`, `basic_action`), when given.
-    pub suberror: Option<String>,
     /// The server's back-off hint.
     pub retry_after: Option<Duration>,
-}
-
-#[derive(Deserialize)]
-struct IdentityBody {
-    error: String,
-    #[serde(default)]
-    error_description: String,
-    #[serde(default)]
-    error_codes: Vec<u64>,
-    #[serde(default)]
-    suberror: Option<String>,
 }
 
 impl IdentityError {
@@ -161,20 +149,11 @@ impl IdentityError {
     /// assert_eq!(error.code, Some(7000215));
     /// ```
     pub fn from_body(status: u16, body: &[u8], retry_after: Option<Duration>) -> Option<IdentityError> {
-        let parsed: IdentityBody = serde_json::from_slice(body).ok()?;
-        let code = parsed
-            .error_codes
-            .first()
-            .and_then(|code| u32::try_from(*code).ok())
-            .or_else(|| aadsts_code(&parsed.error_description));
-        Some(IdentityError {
-            status,
-            error: parsed.error,
-            description: parsed.error_description,
-            code,
-            suberror: parsed.suberror,
-            retry_after,
-        })
+        // The parser the token exchange itself uses (mailroom-http), so what is tested here is
+        // what classifies a live refusal.
+        let refusal = TokenEndpointError::parse(status, None, body, SystemTime::now());
+        refusal.error.as_ref()?;
+        Some(IdentityError { retry_after, ..crate::token::identity_error(&refusal) })
     }
 
     /// The description without its `Trace ID: … Correlation ID: … Timestamp: …` trailer.
@@ -191,13 +170,6 @@ impl IdentityError {
         };
         ServerReply { code: Some(self.status), enhanced: Some(enhanced), text: self.summary().to_owned() }
     }
-}
-
-/// The number after `AADSTS` at the start of a description.
-fn aadsts_code(description: &str) -> Option<u32> {
-    let rest = &description[description.find("AADSTS")? + "AADSTS".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// The expiry date a description states (`… expired on 2025-03-01 …`), if it states one.

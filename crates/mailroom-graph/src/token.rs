@@ -41,7 +41,6 @@ pub fn identity_error(refusal: &TokenEndpointError) -> IdentityError {
         error: refusal.error.clone().unwrap_or_default(),
         description: refusal.description.clone().unwrap_or_default(),
         code: refusal.aadsts.and_then(|code| u32::try_from(code).ok()),
-        suberror: None,
         retry_after: refusal.retry_after,
     }
 }
