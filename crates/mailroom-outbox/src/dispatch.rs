@@ -34,7 +34,8 @@ pub struct RunOptions {
     pub until_empty: bool,
     /// With `until_empty`: how long to wait for a queued retry before stopping anyway.
     pub max_wait: Duration,
-    /// The back-off schedule for errors raised before hand-over.
+    /// The back-off schedule for errors raised before hand-over; its `max_attempts` is
+    /// replaced by [`SendingLimits::max_attempts`], the config's one bound.
     pub retry: RetryPolicy,
 }
 
@@ -156,6 +157,8 @@ impl Dispatcher {
         let writer = tokio::spawn(write_outcomes(self.store.clone(), outcomes_rx, recorded.clone(), progress.clone()));
         let mut pacer = Pacer::new(self.limits.rate_per_minute);
         let mut quota = Quota::new(self.limits.daily_quota);
+        // The config's max_attempts (SendingLimits) bounds the attempts; options.retry gives the schedule.
+        let retry = RetryPolicy { max_attempts: self.limits.max_attempts, ..options.retry };
         let mut expired_leases = self.store.expire_leases().await?;
         let mut last_expiry = Instant::now();
         let stopped = loop {
@@ -219,7 +222,6 @@ impl Dispatcher {
                 progress.in_flight.fetch_add(1, Ordering::AcqRel);
                 let transport = self.transport.clone();
                 let outcomes = outcomes_tx.clone();
-                let retry = options.retry;
                 tokio::spawn(async move {
                     let outcome = send_one(transport.as_ref(), claim, &retry).await;
                     // The writer holds the receiver until every sender is gone.

@@ -9,9 +9,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use mailroom_core::config::LoadedConfig;
-use mailroom_outbox::{
-    Counts, Dispatcher, Progress, Resolution, RunOptions, SendingLimits, Store, StoreError, bulk_retry,
-};
+use mailroom_outbox::{Counts, Dispatcher, Progress, Resolution, RunOptions, SendingLimits, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::Console;
@@ -433,10 +431,7 @@ pub(crate) async fn run(
         return render(&console, &session, Some(notice), StatusCode::OK, true).await;
     }
     let limits = SendingLimits::for_config(&loaded.config, &loaded.outbox);
-    let options = RunOptions {
-        retry: bulk_retry(limits.max_attempts),
-        ..RunOptions::until_empty(format!("console-{}", std::process::id()))
-    };
+    let options = RunOptions::until_empty(format!("console-{}", std::process::id()));
     let dispatcher = Dispatcher::new(store, transport, limits);
     let background = console.clone();
     tokio::spawn(async move {

@@ -12,7 +12,6 @@ use mailroom_core::{Mailbox, ServiceKind};
 use mailroom_events::{EventKind, ReminderPolicy, Renderer};
 use mailroom_outbox::{
     Counts, Dispatcher, NewMessage, Progress, Resolution, RunOptions, SendingLimits, State, Store, StoreError,
-    bulk_retry,
 };
 use serde_json::{Value, json};
 
@@ -408,7 +407,7 @@ async fn run_dispatcher(config_path: &Path, until_empty: bool, workers: Option<u
         Err(e) => return store_error(&reporter, Some(service), started, &e),
     };
     let worker = format!("{}-{:08x}", std::process::id(), fastrand_u32());
-    let options = RunOptions { until_empty, retry: bulk_retry(limits.max_attempts), ..RunOptions::until_empty(worker) };
+    let options = RunOptions { until_empty, ..RunOptions::until_empty(worker) };
     let progress = Arc::new(Progress::default());
     let bar = (!reporter.is_json() && std::io::stderr().is_terminal())
         .then(|| progress_bar(before.queued + before.sending, &limits));
