@@ -152,7 +152,7 @@ fn issue(field: &'static str, message: String) -> ConfigIssue {
 }
 
 /// The transport a config asks for: the Web Mail (SMTP), Exchange (EWS) or Email Services
-/// (Gmail API) driver. No connection is made until the first send or probe; an error here
+/// (Gmail API or Microsoft Graph) driver. No connection is made until the first send or probe; an error here
 /// means the driver refused the config (e.g. an unreadable `ca_file`, or NTLM for Exchange).
 pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendError> {
     let sender = config.sender.clone();
