@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Console;
 use crate::company_email::{Notice, failure};
-use crate::session::{SessionId, same_token};
+use crate::session::SessionId;
 use crate::strict_form::StrictForm;
 
 /// The policy of a rendered customer message: no script, no network, no same-origin
@@ -220,7 +220,7 @@ pub(crate) async fn preview(
     StrictForm(form): StrictForm<Pasted>,
 ) -> Response {
     let sessions = &console.shared.sessions;
-    if !sessions.with(&session.0, |s| same_token(&form.csrf, &s.csrf)).unwrap_or(false) {
+    if !sessions.csrf_matches(&session.0, &form.csrf) {
         return console.shared.pages.csrf_failed();
     }
     let Some(kind) = parse_kind(&form.kind) else {
@@ -289,7 +289,7 @@ pub(crate) async fn send_copy(
     StrictForm(form): StrictForm<Copy>,
 ) -> Response {
     let sessions = &console.shared.sessions;
-    if !sessions.with(&session.0, |s| same_token(&form.csrf, &s.csrf)).unwrap_or(false) {
+    if !sessions.csrf_matches(&session.0, &form.csrf) {
         return console.shared.pages.csrf_failed();
     }
     let name = if form.source == Source::Pasted { "pasted" } else { name.as_str() };

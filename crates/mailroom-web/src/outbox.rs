@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Console;
 use crate::company_email::Notice;
-use crate::session::{SessionId, same_token};
+use crate::session::SessionId;
 use crate::strict_form::StrictForm;
 
 /// How many recent messages the page lists.
@@ -143,7 +143,6 @@ struct OutboxPage<'a> {
     rows: Vec<Row>,
     running: Option<String>,
     refresh_secs: Option<u32>,
-    auto_refresh: bool,
     in_flight: bool,
     notice: Option<&'a Notice>,
     problem: Option<String>,
@@ -208,7 +207,6 @@ async fn render(
         in_flight: running.is_some(),
         running,
         refresh_secs: None,
-        auto_refresh,
         notice: notice.as_ref(),
         problem: None,
         not_enabled: None,
@@ -289,10 +287,6 @@ pub(crate) struct Decision {
     decision: String,
 }
 
-fn csrf_ok(console: &Console, session: &SessionId, csrf: &str) -> bool {
-    console.shared.sessions.with(&session.0, |s| same_token(csrf, &s.csrf)).unwrap_or(false)
-}
-
 fn unknown_message(console: &Console, id: &str) -> Response {
     let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
     console.shared.pages.error_page(
@@ -309,7 +303,7 @@ pub(crate) async fn retry(
     UrlPath(id): UrlPath<String>,
     StrictForm(form): StrictForm<TokenOnly>,
 ) -> Response {
-    if !csrf_ok(&console, &session, &form.csrf) {
+    if !console.shared.sessions.csrf_matches(&session.0, &form.csrf) {
         return console.shared.pages.csrf_failed();
     }
     let Ok(number) = id.parse::<i64>() else { return unknown_message(&console, &id) };
@@ -324,7 +318,7 @@ pub(crate) async fn resolve(
     UrlPath(id): UrlPath<String>,
     StrictForm(form): StrictForm<Decision>,
 ) -> Response {
-    if !csrf_ok(&console, &session, &form.csrf) {
+    if !console.shared.sessions.csrf_matches(&session.0, &form.csrf) {
         return console.shared.pages.csrf_failed();
     }
     let Ok(number) = id.parse::<i64>() else { return unknown_message(&console, &id) };
@@ -400,7 +394,7 @@ pub(crate) async fn run(
     Extension(session): Extension<SessionId>,
     StrictForm(form): StrictForm<TokenOnly>,
 ) -> Response {
-    if !csrf_ok(&console, &session, &form.csrf) {
+    if !console.shared.sessions.csrf_matches(&session.0, &form.csrf) {
         return console.shared.pages.csrf_failed();
     }
     let (loaded, store) = match open(&console).await {

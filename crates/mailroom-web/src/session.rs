@@ -99,6 +99,11 @@ impl Sessions {
         id
     }
 
+    /// Whether `posted` is the CSRF token of the session `id` (false once the session is gone).
+    pub(crate) fn csrf_matches(&self, id: &str, posted: &str) -> bool {
+        self.with(id, |s| same_token(posted, &s.csrf)).unwrap_or(false)
+    }
+
     /// Runs `f` on the session `id`; `None` if it is gone.
     pub(crate) fn with<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
         self.map.lock().expect("session lock").get_mut(id).map(f)
