@@ -158,12 +158,7 @@ pub fn token_source(
             let source = OAuthTokenSource::refresh_token(client, scopes, provider, map_error);
             match (&oauth.refresh_token, &oauth.token_file) {
                 // Microsoft: "Replace the old refresh token with this newly acquired refresh token".
-                (None, Some(path)) => {
-                    let path = path.clone();
-                    source.store_rotated_refresh_tokens(Arc::new(move |new| {
-                        mailroom_http::replace_refresh_token(&path, new.expose())
-                    }))
-                }
+                (None, Some(path)) => source.store_rotated_refresh_tokens_in(path.clone()),
                 _ => source,
             }
         }

@@ -46,12 +46,7 @@ fn google_source(google: &GoogleOAuth, timeout: Duration) -> Result<OAuthTokenSo
     let source = OAuthTokenSource::refresh_token(client, vec![GOOGLE_SMTP_SCOPE.to_owned()], provider, map_error);
     Ok(match (&google.refresh_token, &google.token_file) {
         // A rotated refresh token replaces the old one in the token file.
-        (None, Some(path)) => {
-            let path = path.clone();
-            source.store_rotated_refresh_tokens(Arc::new(move |new| {
-                mailroom_http::replace_refresh_token(&path, new.expose())
-            }))
-        }
+        (None, Some(path)) => source.store_rotated_refresh_tokens_in(path.clone()),
         _ => source,
     })
 }

@@ -1,5 +1,6 @@
 //! `OAuthTokenSource`: core's `TokenSource` over a refresh-token or client-credentials grant, with the driver's own mapping of failures into `SendError` (its field names, its advice).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,6 +79,12 @@ impl OAuthTokenSource {
     pub fn store_rotated_refresh_tokens(mut self, sink: RefreshTokenSink) -> Self {
         self.rotated = Some(sink);
         self
+    }
+
+    /// Stores a rotated refresh token in the token file at `path`
+    /// ([`crate::replace_refresh_token`]: atomic, 0600, the file's other fields kept).
+    pub fn store_rotated_refresh_tokens_in(self, path: PathBuf) -> Self {
+        self.store_rotated_refresh_tokens(Arc::new(move |new| crate::replace_refresh_token(&path, new.expose())))
     }
 
     /// The OAuth client.
