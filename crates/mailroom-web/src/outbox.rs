@@ -56,17 +56,9 @@ impl Unavailable {
     }
 }
 
-/// The SQLite file of a `sqlite:` URL (`None` for PostgreSQL or an in-memory database).
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    let path = path.strip_prefix("//").unwrap_or(path);
-    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
-}
-
 /// Where the outbox is, for the page: the SQLite file, or "PostgreSQL" (a URL may carry a password).
 fn describe(url: &str) -> String {
-    match sqlite_file(url) {
+    match mailroom::sqlite_outbox_file(url) {
         Some(path) => format!("SQLite file {}", path.display()),
         None if url.starts_with("sqlite:") => "SQLite (in memory)".to_owned(),
         None => "PostgreSQL (the [outbox] url of the config)".to_owned(),
@@ -89,7 +81,7 @@ async fn open(console: &Console) -> Result<(LoadedConfig, Store, String), Unavai
     let url = mailroom::outbox_url(config_path, &loaded.outbox);
     let has_section = text.parse::<toml::Table>().map(|table| table.contains_key("outbox")).unwrap_or(false);
     if !has_section
-        && let Some(file) = sqlite_file(&url)
+        && let Some(file) = mailroom::sqlite_outbox_file(&url)
         && !file.exists()
     {
         return Err(Unavailable::NotEnabled { config_path: config_path.clone(), default_file: file });

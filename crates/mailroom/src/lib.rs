@@ -17,7 +17,7 @@ pub use facade::{
 pub use layers::{ConcurrencyLimit, RetryLayer, WayOutLayer};
 pub use outbox::{
     DEFAULT_OUTBOX_FILE, PlannedReminder, RemindersError, event_message, open_outbox, outbox_url, plan_reminders,
-    render_for_outbox,
+    render_for_outbox, sqlite_outbox_file,
 };
 pub use secrets::{SecretsFileError, format_secrets, parse_secrets, read_secrets_file, secrets_path_for};
 

@@ -1,7 +1,7 @@
 //! The outbox through the facade: where a config's outbox lives, event mail turned into stored messages, and the daily overdue-reminder job that reads its history from the outbox.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mailroom_core::Mailbox;
 use mailroom_core::config::OutboxConfig;
@@ -29,12 +29,7 @@ pub const DEFAULT_OUTBOX_FILE: &str = "mailroom-outbox.db";
 /// ```
 pub fn outbox_url(config_path: &Path, outbox: &OutboxConfig) -> String {
     let url = outbox.url.clone().unwrap_or_else(|| format!("sqlite:{DEFAULT_OUTBOX_FILE}"));
-    let Some(rest) = url.strip_prefix("sqlite:") else { return url };
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    let path = path.strip_prefix("//").unwrap_or(path);
+    let Some((path, query)) = sqlite_parts(&url) else { return url };
     if Path::new(path).is_absolute() || path.starts_with(':') {
         return url;
     }
@@ -44,6 +39,29 @@ pub fn outbox_url(config_path: &Path, outbox: &OutboxConfig) -> String {
         Some(query) => format!("sqlite:{}?{query}", resolved.display()),
         None => format!("sqlite:{}", resolved.display()),
     }
+}
+
+/// The SQLite file of an outbox URL (as [`outbox_url`] returns it); `None` for PostgreSQL or an
+/// in-memory database.
+///
+/// ```
+/// assert_eq!(mailroom::sqlite_outbox_file("sqlite:/srv/outbox.db?mode=rwc"), Some("/srv/outbox.db".into()));
+/// assert_eq!(mailroom::sqlite_outbox_file("sqlite::memory:"), None);
+/// assert_eq!(mailroom::sqlite_outbox_file("postgres://mailroom@db/erp"), None);
+/// ```
+pub fn sqlite_outbox_file(url: &str) -> Option<PathBuf> {
+    let (path, _) = sqlite_parts(url)?;
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+/// A `sqlite:` URL's path (without a leading `//`) and query; `None` for another scheme.
+fn sqlite_parts(url: &str) -> Option<(&str, Option<&str>)> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    Some((path.strip_prefix("//").unwrap_or(path), query))
 }
 
 /// Opens (creating and migrating if needed) the outbox of a config file.
