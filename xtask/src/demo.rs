@@ -202,14 +202,7 @@ async fn outbox_act(root: &Path, out: &Path, sender: &mailroom_core::Mailbox) ->
     let counts = store.counts().await.map_err(|e| e.to_string())?;
     println!("state     messages");
     for state in State::ALL {
-        let count = match state {
-            State::Queued => counts.queued,
-            State::Sending => counts.sending,
-            State::Sent => counts.sent,
-            State::Failed => counts.failed,
-            State::Unknown => counts.unknown,
-        };
-        println!("{:<9} {count:>8}", state.as_str());
+        println!("{:<9} {:>8}", state.as_str(), counts.of(state));
     }
     for waiting in store.list(Some(State::Queued), 10).await.map_err(|e| e.to_string())? {
         let error = waiting.error.as_ref();

@@ -210,6 +210,17 @@ impl Counts {
         self.queued + self.sending + self.sent + self.failed + self.unknown
     }
 
+    /// The messages in `state`.
+    pub fn of(&self, state: State) -> u64 {
+        match state {
+            State::Queued => self.queued,
+            State::Sending => self.sending,
+            State::Sent => self.sent,
+            State::Failed => self.failed,
+            State::Unknown => self.unknown,
+        }
+    }
+
     fn add(&mut self, state: &str, count: u64) {
         match state {
             "queued" => self.queued += count,

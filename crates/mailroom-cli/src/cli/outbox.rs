@@ -540,14 +540,8 @@ async fn status(config_path: &Path, reporter: Reporter) -> u8 {
 /// The counts as a small table for people.
 pub fn status_table(counts: &Counts) -> String {
     let mut text = String::from("state     messages\n");
-    for (state, count) in [
-        ("queued", counts.queued),
-        ("sending", counts.sending),
-        ("sent", counts.sent),
-        ("failed", counts.failed),
-        ("unknown", counts.unknown),
-    ] {
-        text.push_str(&format!("{state:<9} {count:>8}\n"));
+    for state in State::ALL {
+        text.push_str(&format!("{:<9} {:>8}\n", state.as_str(), counts.of(state)));
     }
     text.push_str(&format!("{:<9} {:>8}\n", "total", counts.total()));
     text
