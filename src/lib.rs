@@ -92,3 +92,26 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write test file");
     path.to_string_lossy().into_owned()
 }
+
+/// Writes `dir/company.toml`: Web Mail to a plain loopback SMTP server on `port` (no TLS, no
+/// AUTH), with `outbox` as the body of its `[outbox]` section. Returns the path.
+pub fn outbox_config(dir: &Path, port: u16, outbox: &str) -> String {
+    write_file(
+        dir,
+        "company.toml",
+        &format!(
+            "service = \"web_mail\"\nemail_address = \"erp@northwind.example\"\ndisplay_name = \"Northwind ERP\"\n\
+             [web_mail]\nserver = \"127.0.0.1\"\nport = {port}\nenable_ssl = false\ntimeout_secs = 5\n\
+             [outbox]\n{outbox}\n"
+        ),
+    )
+}
+
+/// The `user_notification` fixture as event `notify-{n}`, addressed to `email`.
+pub fn user_notification(n: usize, email: &str) -> serde_json::Value {
+    let mut data: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/events/user_notification.json")).expect("fixture is JSON");
+    data["event_id"] = serde_json::json!(format!("notify-{n}"));
+    data["recipient"]["email"] = serde_json::json!(email);
+    data
+}

@@ -2,29 +2,9 @@
 
 use std::path::Path;
 
-use mailroom_e2e::{run_mailroom, write_file};
+use mailroom_e2e::{outbox_config as config, run_mailroom, user_notification, write_file};
 use mailroom_testkit::ChaosSmtpServer;
 use serde_json::{Value, json};
-
-fn config(dir: &Path, port: u16, outbox: &str) -> String {
-    write_file(
-        dir,
-        "company.toml",
-        &format!(
-            "service = \"web_mail\"\nemail_address = \"erp@northwind.example\"\ndisplay_name = \"Northwind ERP\"\n\
-             [web_mail]\nserver = \"127.0.0.1\"\nport = {port}\nenable_ssl = false\ntimeout_secs = 5\n\
-             [outbox]\n{outbox}\n"
-        ),
-    )
-}
-
-fn notification(n: usize, email: &str) -> Value {
-    let mut data: Value =
-        serde_json::from_str(include_str!("../fixtures/events/user_notification.json")).expect("fixture is JSON");
-    data["event_id"] = json!(format!("notify-{n}"));
-    data["recipient"]["email"] = json!(email);
-    data
-}
 
 fn batch(dir: &Path, lines: impl IntoIterator<Item = Value>) -> String {
     let text: String = lines.into_iter().map(|line| format!("{line}\n")).collect();
@@ -55,11 +35,11 @@ async fn enqueue_run_status_list_retry_and_resolve() {
 
     let lines = (101..=120).map(|n| {
         let email = if n == 107 { "nobody@example.com".to_owned() } else { format!("user{n}@example.com") };
-        json!({"event": "user_notification", "data": notification(n, &email)})
+        json!({"event": "user_notification", "data": user_notification(n, &email)})
     });
     let batch_file = batch(
         dir.path(),
-        lines.chain([json!({"event": "user_notification", "data": notification(101, "x@example.com")})]),
+        lines.chain([json!({"event": "user_notification", "data": user_notification(101, "x@example.com")})]),
     );
     let enqueued =
         run_mailroom(&["outbox", "enqueue", "--config", &config, "--batch", &batch_file, "--json"], &[]).json();
@@ -117,7 +97,7 @@ async fn a_bad_batch_line_is_named_and_a_bad_outbox_url_is_a_config_error() {
     let config = config(dir.path(), 2525, "url = \"sqlite:queue/outbox.db\"");
     std::fs::create_dir(dir.path().join("queue")).unwrap();
     let lines = [
-        json!({"event": "user_notification", "data": notification(1, "a@example.com")}),
+        json!({"event": "user_notification", "data": user_notification(1, "a@example.com")}),
         json!({"event": "user_notification", "data": {"title": 5}}),
     ];
     let batch_file = batch(dir.path(), lines);

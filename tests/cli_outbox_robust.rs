@@ -6,34 +6,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mailroom_e2e::{mailroom_bin, run_mailroom, write_file};
+use mailroom_e2e::{mailroom_bin, outbox_config as config, run_mailroom, user_notification, write_file};
 use mailroom_testkit::{ChaosSmtpServer, PostgresCluster};
 use serde_json::{Value, json};
-
-fn config(dir: &Path, port: u16, outbox: &str) -> String {
-    write_file(
-        dir,
-        "company.toml",
-        &format!(
-            "service = \"web_mail\"\nemail_address = \"erp@northwind.example\"\ndisplay_name = \"Northwind ERP\"\n\
-             [web_mail]\nserver = \"127.0.0.1\"\nport = {port}\nenable_ssl = false\ntimeout_secs = 5\n\
-             [outbox]\n{outbox}\n"
-        ),
-    )
-}
 
 /// `count` user notifications numbered from `first`; every recipient containing "nobody" is
 /// one the server refuses for good.
 fn enqueue_batch(dir: &Path, config: &str, first: usize, count: usize, refused_every: usize) {
-    let fixture: Value =
-        serde_json::from_str(include_str!("../fixtures/events/user_notification.json")).expect("fixture is JSON");
     let mut text = String::new();
     for n in first..first + count {
-        let mut data = fixture.clone();
-        data["event_id"] = json!(format!("notify-{n}"));
         let refused = refused_every > 0 && n % refused_every == 0;
         let email = if refused { format!("nobody{n}@example.com") } else { format!("user{n}@example.com") };
-        data["recipient"]["email"] = json!(email);
+        let data = user_notification(n, &email);
         text.push_str(&format!("{}\n", json!({"event": "user_notification", "data": data})));
     }
     let batch = write_file(dir, "batch.jsonl", &text);
