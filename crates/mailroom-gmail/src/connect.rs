@@ -62,6 +62,10 @@ pub enum ConnectError {
     /// The loopback listener could not be opened.
     #[error("cannot listen on 127.0.0.1 for Google's redirect: {0}")]
     Listen(#[source] std::io::Error),
+    /// The sign-in could not be prepared before any socket was opened: the HTTPS client for
+    /// `token_uri` could not be built, or the consent URL could not be made.
+    #[error("cannot prepare the sign-in with Google: {0}")]
+    Setup(String),
     /// The user clicked Cancel (or Google refused): `error=access_denied` on the redirect.
     #[error("Google did not grant access: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Denied {
@@ -122,6 +126,9 @@ impl ConnectError {
             ConnectError::Listen(_) => SendError::new(ErrorKind::ConnectFailed, detail)
                 .with_hint("mailroom needs a free local port on 127.0.0.1 to receive Google's answer: check that local connections are allowed (no firewall or sandbox blocking 127.0.0.1), then run `mailroom connect google --config FILE` again.")
                 .with_complete_hints(),
+            ConnectError::Setup(_) => SendError::new(ErrorKind::InvalidConfig, detail)
+                .with_hint("Nothing was sent to Google: mailroom could not set up its own side of the sign-in (HTTPS and the consent link). Check email_services.token_uri and auth_uri, then run `mailroom connect google --config FILE` again.")
+                .with_complete_hints(),
             ConnectError::Denied { error, .. } if error != "access_denied" => SendError::new(ErrorKind::PermissionDenied, detail)
                 .with_field("email_services.client_id")
                 .with_hint(DESKTOP_APP),
@@ -159,8 +166,16 @@ impl ConsentFlow {
     /// `login_hint` (the Company Email address) preselects the account on Google's page, and
     /// the account that signs in must be that address.
     pub async fn start(config: &GmailConfig, login_hint: Option<&str>) -> Result<ConsentFlow, ConnectError> {
-        let http = http::client_for(&config.token_uri, config.timeout, &[])
-            .map_err(|e| ConnectError::Listen(std::io::Error::other(e)))?;
+        ConsentFlow::start_trusting(config, login_hint, &[]).await
+    }
+
+    /// [`ConsentFlow::start`] with extra trust roots for `token_uri`.
+    async fn start_trusting(
+        config: &GmailConfig,
+        login_hint: Option<&str>,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<ConsentFlow, ConnectError> {
+        let http = http::client_for(&config.token_uri, config.timeout, extra_roots).map_err(ConnectError::Setup)?;
         let endpoints =
             Endpoints { token: config.token_uri.clone(), authorize: Some(config.auth_uri.clone()), device: None };
         let client = OAuthClient::new(http, endpoints, config.client_id.clone(), Some(config.client_secret.clone()))
@@ -172,7 +187,7 @@ impl ConsentFlow {
         let consent =
             LoopbackConsent::start(client, &CONSENT_SCOPES, &extra, "127.0.0.1").await.map_err(|e| match e {
                 ConsentError::Listen(io) => ConnectError::Listen(io),
-                other => ConnectError::Listen(std::io::Error::other(other.to_string())),
+                other => ConnectError::Setup(other.to_string()),
             })?;
         Ok(ConsentFlow { consent, expected_account: login_hint.map(str::to_owned) })
     }
@@ -211,7 +226,7 @@ impl ConsentFlow {
             ConsentError::Token { error, transcript } => {
                 ConnectError::Token(Box::new(from_oauth(error).into_consent_error(transcript)))
             }
-            other => ConnectError::Listen(std::io::Error::other(other.to_string())),
+            other => ConnectError::Setup(other.to_string()),
         })?
     }
 }
@@ -235,5 +250,25 @@ fn check_grant(grant: Grant, expected_account: Option<String>) -> Result<Connect
             }
         }
         Ok(Connected { refresh_token, scope: grant.scope, account: grant.account })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10: an HTTPS client that cannot be built was reported as "cannot listen on
+    /// 127.0.0.1" with advice about local ports; it is a set-up failure and says so.
+    #[tokio::test]
+    async fn an_http_client_that_cannot_be_built_is_not_blamed_on_the_listener() {
+        let config = GmailConfig::new("1-a.apps.googleusercontent.com", Secret::new("s"));
+        let unusable_root = rustls::pki_types::CertificateDer::from(vec![1u8, 2, 3]);
+        let error = ConsentFlow::start_trusting(&config, None, &[unusable_root]).await.unwrap_err();
+        assert!(matches!(error, ConnectError::Setup(_)), "{error:?}");
+        let error = error.into_send_error();
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error}");
+        assert!(error.detail().contains("HTTPS"), "{error}");
+        let said = format!("{error} {:?}", error.remediation());
+        assert!(!said.contains("listen") && !said.contains("local port"), "{said}");
     }
 }

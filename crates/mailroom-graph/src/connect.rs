@@ -72,9 +72,14 @@ pub struct Connected {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The loopback listener could not be opened, or the HTTP client could not be built.
+    /// The loopback listener could not be opened.
     #[error("cannot listen on 127.0.0.1 for Microsoft's redirect: {0}")]
     Listen(#[source] std::io::Error),
+    /// The sign-in could not be prepared before any socket was opened (already classified):
+    /// the HTTPS client for the token endpoint could not be built, or the consent URL could
+    /// not be made.
+    #[error("cannot prepare the sign-in with Microsoft: {}", .0.detail())]
+    Setup(#[source] Box<SendError>),
     /// The sign-in page sent the browser back with an `error` (the user declined: `access_denied`),
     /// or the device flow was declined (`authorization_declined`).
     #[error("Microsoft did not grant access: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -184,7 +189,12 @@ impl MicrosoftSignIn {
     }
 
     fn client(&self) -> Result<OAuthClient, ConnectError> {
-        oauth_client(&self.oauth, self.timeout).map_err(|e| ConnectError::Listen(std::io::Error::other(e.to_string())))
+        oauth_client(&self.oauth, self.timeout).map_err(|error| ConnectError::Setup(Box::new(error)))
+    }
+
+    /// A consent that failed for another reason than its listener, on `authority`.
+    fn setup_failed(&self, error: ConsentError) -> ConnectError {
+        ConnectError::Setup(Box::new(SendError::invalid_config(self.oauth.field("authority"), error.to_string())))
     }
 
     fn context(&self) -> Context {
@@ -200,7 +210,7 @@ impl MicrosoftSignIn {
         let extra = [("login_hint", self.account.as_str()), ("prompt", "select_account")];
         let consent = LoopbackConsent::start(client, &scopes, &extra, "localhost").await.map_err(|e| match e {
             ConsentError::Listen(io) => ConnectError::Listen(io),
-            other => ConnectError::Listen(std::io::Error::other(other.to_string())),
+            other => self.setup_failed(other),
         })?;
         Ok(BrowserSignIn { consent, sign_in: self.clone() })
     }
@@ -306,7 +316,7 @@ impl BrowserSignIn {
             Err(ConsentError::StateMismatch) => Err(ConnectError::StateMismatch),
             Err(ConsentError::TimedOut(wait)) => Err(ConnectError::TimedOut(wait)),
             Err(ConsentError::Token { error, transcript }) => Err(sign_in.token_error(error, transcript)),
-            Err(other) => Err(ConnectError::Listen(std::io::Error::other(other.to_string()))),
+            Err(other) => Err(sign_in.setup_failed(other)),
         }
     }
 }
@@ -372,7 +382,7 @@ impl ConnectError {
         let permission = sign_in.resource.permission(MicrosoftAuth::Delegated);
         let detail = self.to_string();
         match self {
-            ConnectError::Token(error) => *error,
+            ConnectError::Token(error) | ConnectError::Setup(error) => *error,
             ConnectError::Listen(_) => SendError::new(ErrorKind::ConnectFailed, detail)
                 .with_hint(format!("mailroom needs a free local port on 127.0.0.1 to receive Microsoft's answer: check that local connections are allowed, then {rerun}, or use --device-code on a machine without a browser."))
                 .with_complete_hints(),
@@ -442,6 +452,20 @@ mod tests {
             preferred_username: upn.map(str::to_owned),
             ..Default::default()
         })
+    }
+
+    /// Issue 10: a sign-in that failed before its listener existed was reported as "cannot
+    /// listen on 127.0.0.1" with advice about local ports; it names its own cause.
+    #[test]
+    fn a_sign_in_that_cannot_be_prepared_is_not_blamed_on_the_listener() {
+        let sign_in = MicrosoftSignIn::from_config(&config("auth = \"delegated\"\ntoken_file = \"t.json\"\n")).unwrap();
+        let error = sign_in.setup_failed(ConsentError::NoAuthorizationEndpoint);
+        assert!(error.to_string().contains("authorization endpoint"), "{error}");
+        let error = error.into_send_error(&sign_in);
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error}");
+        assert_eq!(error.field(), Some("email_services.authority"));
+        let said = format!("{error} {:?}", error.remediation());
+        assert!(!said.contains("listen") && !said.contains("local port"), "{said}");
     }
 
     #[test]

@@ -316,3 +316,28 @@ async fn the_loopback_consent_checks_state_exchanges_the_code_with_pkce_and_lear
     assert_eq!(token.id.unwrap().email.as_deref(), Some("erp@company.com"));
     assert!(!transcript.to_string().contains("sentinel"), "{transcript}");
 }
+
+/// Issue 10: a consent that fails before any socket is opened must not be reported as
+/// "cannot listen on 127.0.0.1" — each failure names its own cause.
+#[tokio::test]
+async fn a_consent_that_cannot_start_names_its_own_cause_not_the_listener() {
+    let token: url::Url = "http://127.0.0.1:9/token".parse().unwrap();
+    let http = HttpClient::for_endpoint(&token, &ClientOptions::new("test")).unwrap();
+    let client = OAuthClient::new(http, Endpoints::token_only(token), CLIENT_ID, None);
+    let error = LoopbackConsent::start(client, &["openid"], &[], "127.0.0.1").await.unwrap_err();
+    assert!(matches!(error, mailroom_http::ConsentError::NoAuthorizationEndpoint), "{error:?}");
+    let message = error.to_string();
+    assert!(!message.contains("listen"), "{message}");
+    assert!(message.contains("authorization endpoint"), "{message}");
+}
+
+/// The HTTP client's own build failure (here an unusable extra root) says it is the HTTPS
+/// set-up that failed, which the connect flows pass on instead of blaming the listener.
+#[test]
+fn an_http_client_that_cannot_be_built_says_so() {
+    let token: url::Url = "https://login.example/token".parse().unwrap();
+    let garbage = rustls::pki_types::CertificateDer::from(vec![1u8, 2, 3]);
+    let error = HttpClient::for_endpoint(&token, &ClientOptions::new("test").extra_roots([garbage])).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("HTTPS") && !message.contains("listen"), "{message}");
+}

@@ -51,9 +51,16 @@ impl std::fmt::Debug for LoopbackConsent {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConsentError {
-    /// The loopback listener could not be opened, or the client has no authorization endpoint.
+    /// The loopback listener could not be opened.
     #[error("cannot listen on 127.0.0.1 for the sign-in redirect: {0}")]
     Listen(#[source] std::io::Error),
+    /// The client was built without an authorization endpoint ([`crate::Endpoints::token_only`]).
+    #[error("this authorization server has no authorization endpoint, so there is no sign-in page to open")]
+    NoAuthorizationEndpoint,
+    /// The sign-in could not be prepared: the redirect URI was refused, or the system random
+    /// generator (for `state`) failed.
+    #[error("cannot prepare the sign-in: {0}")]
+    Setup(String),
     /// The redirect came back with `error` (the user clicked Cancel, or the server refused).
     #[error("access was not granted: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Denied {
@@ -105,16 +112,14 @@ impl LoopbackConsent {
         redirect_host: &str,
     ) -> Result<LoopbackConsent, ConsentError> {
         let Some(authorize) = client.endpoints.authorize.clone() else {
-            return Err(ConsentError::Listen(std::io::Error::other(
-                "this authorization server has no authorization endpoint",
-            )));
+            return Err(ConsentError::NoAuthorizationEndpoint);
         };
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(ConsentError::Listen)?;
         let port = listener.local_addr().map_err(ConsentError::Listen)?.port();
         let redirect_uri = format!("http://{redirect_host}:{port}");
         let redirect = oauth2::RedirectUrl::new(redirect_uri.clone())
-            .map_err(|e| ConsentError::Listen(std::io::Error::other(e.to_string())))?;
-        let state = random_token().map_err(ConsentError::Listen)?;
+            .map_err(|e| ConsentError::Setup(format!("the redirect URI {redirect_uri} is refused: {e}")))?;
+        let state = random_token().map_err(|e| ConsentError::Setup(e.to_string()))?;
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let oauth = client.token_client().set_auth_uri(oauth2::AuthUrl::from_url(authorize)).set_redirect_uri(redirect);
         let state_for_url = state.clone();
