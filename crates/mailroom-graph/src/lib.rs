@@ -9,6 +9,8 @@
 //! loopback redirect, or the device code flow; it refuses an account that is not the Company
 //! Email address and writes the refresh token to `token_file` (atomic, owner-only).
 
+#![warn(unreachable_pub)]
+
 mod connect;
 mod error;
 mod token;

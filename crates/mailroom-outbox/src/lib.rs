@@ -15,6 +15,8 @@
 //! States: `queued` → `sending` → `sent` | `failed` | `unknown` (and `queued` again after a
 //! temporary refusal, `retry` of a failed one, or `resolve --resend`).
 
+#![warn(unreachable_pub)]
+
 mod dispatch;
 pub mod limits;
 mod store;

@@ -15,6 +15,8 @@
 //! # }
 //! ```
 
+#![warn(unreachable_pub)]
+
 mod company_email;
 mod connect;
 mod events;

@@ -2,6 +2,8 @@
 //!
 //! Library users, the `mailroom` CLI (`mailroom-cli`) and the web console call [`load_config_file`] and [`transport_for`].
 
+#![warn(unreachable_pub)]
+
 mod copy;
 mod facade;
 mod layers;

@@ -8,7 +8,11 @@ use mailroom_core::{ErrorKind, SendError, TokenSource};
 use mailroom_http::{ClientOptions, Endpoints, HttpClient, OAuthClient, OAuthError, OAuthTokenSource};
 
 /// The token source for `oauth`, signing in as `username` (the SMTP user).
-pub fn token_source(oauth: &SmtpOAuth, username: &str, timeout: Duration) -> Result<Arc<dyn TokenSource>, SendError> {
+pub(crate) fn token_source(
+    oauth: &SmtpOAuth,
+    username: &str,
+    timeout: Duration,
+) -> Result<Arc<dyn TokenSource>, SendError> {
     Ok(match oauth {
         SmtpOAuth::Microsoft(microsoft) => {
             Arc::new(mailroom_graph::token_source(microsoft, username, mailroom_graph::Resource::OutlookSmtp, timeout)?)
