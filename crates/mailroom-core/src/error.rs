@@ -10,8 +10,32 @@ use crate::provider::Provider;
 use crate::transcript::Transcript;
 
 /// What went wrong, independent of the service (CONTRACT: the snake_case names are the JSON `kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+///
+/// The names come from one place, the variant names in snake_case: serde writes them and
+/// strum derives [`ErrorKind::as_str`], `Display`, `FromStr` and [`ErrorKind::ALL`].
+///
+/// ```
+/// use mailroom_core::ErrorKind;
+/// assert_eq!(ErrorKind::OauthReconnectRequired.as_str(), "oauth_reconnect_required");
+/// assert_eq!("tls_mismatch".parse::<ErrorKind>(), Ok(ErrorKind::TlsMismatch));
+/// assert_eq!(ErrorKind::ALL.len(), 19);
+/// ```
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    strum::EnumCount,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// A config field fails validation (including the Exchange domain format).
@@ -55,57 +79,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in the order of the design's table.
-    pub const ALL: [ErrorKind; 19] = [
-        ErrorKind::InvalidConfig,
-        ErrorKind::ConnectFailed,
-        ErrorKind::TlsMismatch,
-        ErrorKind::SecureConnectionRequired,
-        ErrorKind::TlsNotSupported,
-        ErrorKind::TlsCertificate,
-        ErrorKind::AuthFailed,
-        ErrorKind::AppPasswordRequired,
-        ErrorKind::AuthDisabled,
-        ErrorKind::OauthReconnectRequired,
-        ErrorKind::PermissionDenied,
-        ErrorKind::SenderNotAllowed,
-        ErrorKind::RecipientRejected,
-        ErrorKind::MessageTooLarge,
-        ErrorKind::RateLimited,
-        ErrorKind::ServiceUnavailable,
-        ErrorKind::Timeout,
-        ErrorKind::Protocol,
-        ErrorKind::DeliveryUnknown,
-    ];
+    /// Every kind, in the order of the design's table (the declaration order).
+    pub const ALL: [ErrorKind; <ErrorKind as strum::EnumCount>::COUNT] =
+        crate::every_variant(<ErrorKind as strum::VariantArray>::VARIANTS);
 
     /// The JSON name of this kind.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidConfig => "invalid_config",
-            ErrorKind::ConnectFailed => "connect_failed",
-            ErrorKind::TlsMismatch => "tls_mismatch",
-            ErrorKind::SecureConnectionRequired => "secure_connection_required",
-            ErrorKind::TlsNotSupported => "tls_not_supported",
-            ErrorKind::TlsCertificate => "tls_certificate",
-            ErrorKind::AuthFailed => "auth_failed",
-            ErrorKind::AppPasswordRequired => "app_password_required",
-            ErrorKind::AuthDisabled => "auth_disabled",
-            ErrorKind::OauthReconnectRequired => "oauth_reconnect_required",
-            ErrorKind::PermissionDenied => "permission_denied",
-            ErrorKind::SenderNotAllowed => "sender_not_allowed",
-            ErrorKind::RecipientRejected => "recipient_rejected",
-            ErrorKind::MessageTooLarge => "message_too_large",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::ServiceUnavailable => "service_unavailable",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::DeliveryUnknown => "delivery_unknown",
-        }
+        self.into()
     }
 
     /// Parses a JSON kind name back (used by scenario catalogues).
     pub fn from_name(name: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        name.parse().ok()
     }
 
     /// Which of the ERP's documented errors this kind shows as, given the field at fault.
@@ -124,15 +109,10 @@ impl ErrorKind {
     }
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The four errors the ERP's setup guide documents (CONTRACT: the JSON `documented_error`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum DocumentedError {
     /// Wrong email/password, or Gmail refusing a normal password.
@@ -148,12 +128,7 @@ pub enum DocumentedError {
 impl DocumentedError {
     /// The JSON name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentedError::Authentication => "authentication",
-            DocumentedError::ServerOrPort => "server_or_port",
-            DocumentedError::SslSetting => "ssl_setting",
-            DocumentedError::ExchangeDomain => "exchange_domain",
-        }
+        self.into()
     }
 }
 
@@ -269,8 +244,9 @@ impl Retry {
 }
 
 /// Which service type a config or error belongs to (CONTRACT: the JSON `service`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServiceKind {
     /// Web Mail (SMTP).
@@ -284,11 +260,7 @@ pub enum ServiceKind {
 impl ServiceKind {
     /// The config/JSON name (`web_mail`, `exchange`, `email_services`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceKind::WebMail => "web_mail",
-            ServiceKind::Exchange => "exchange",
-            ServiceKind::EmailServices => "email_services",
-        }
+        self.into()
     }
 }
 

@@ -44,3 +44,17 @@ pub use lettre::message::Mailbox;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// Every variant of an enum, from strum's `VariantArray`, as the fixed-size array a public
+/// `ALL` constant is: the list lives only in the enum's declaration. A wrong `N` fails at
+/// compile time (index out of bounds in const evaluation).
+pub(crate) const fn every_variant<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
+    assert!(variants.len() == N, "ALL must list every variant");
+    let mut all = [variants[0]; N];
+    let mut i = 1;
+    while i < N {
+        all[i] = variants[i];
+        i += 1;
+    }
+    all
+}

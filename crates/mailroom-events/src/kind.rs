@@ -13,7 +13,21 @@ use std::str::FromStr;
 /// assert!(kind.fields().iter().any(|f| f.name == "shipment.tracking_url" && f.required));
 /// assert_eq!(EventKind::ALL.len(), 10);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+    strum::EnumCount,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum EventKind {
     /// A reminder that an invoice is past due (sent automatically, see [`crate::reminders_due`]).
     OverdueInvoiceReminder,
@@ -38,34 +52,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// Every kind, in catalogue order.
-    pub const ALL: [EventKind; 10] = [
-        EventKind::OverdueInvoiceReminder,
-        EventKind::SalesOrderAllocated,
-        EventKind::ShipmentConfirmed,
-        EventKind::BillPaymentConfirmed,
-        EventKind::OrderReleased,
-        EventKind::PackingSlipWithInvoice,
-        EventKind::GoodsReceived,
-        EventKind::DepositPaymentLink,
-        EventKind::InvoicePaymentLink,
-        EventKind::UserNotification,
-    ];
+    /// Every kind, in catalogue (declaration) order.
+    pub const ALL: [EventKind; <EventKind as strum::EnumCount>::COUNT] =
+        every_variant(<EventKind as strum::VariantArray>::VARIANTS);
 
     /// The kind's name (CONTRACT), e.g. `overdue_invoice_reminder`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::OverdueInvoiceReminder => "overdue_invoice_reminder",
-            EventKind::SalesOrderAllocated => "sales_order_allocated",
-            EventKind::ShipmentConfirmed => "shipment_confirmed",
-            EventKind::BillPaymentConfirmed => "bill_payment_confirmed",
-            EventKind::OrderReleased => "order_released",
-            EventKind::PackingSlipWithInvoice => "packing_slip_with_invoice",
-            EventKind::GoodsReceived => "goods_received",
-            EventKind::DepositPaymentLink => "deposit_payment_link",
-            EventKind::InvoicePaymentLink => "invoice_payment_link",
-            EventKind::UserNotification => "user_notification",
-        }
+        self.into()
     }
 
     /// One sentence saying when the ERP sends it and to whom.
@@ -129,10 +122,16 @@ impl EventKind {
     }
 }
 
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// [`EventKind::ALL`] from strum's list, so the kinds are listed only in the declaration.
+const fn every_variant<const N: usize>(variants: &[EventKind]) -> [EventKind; N] {
+    assert!(variants.len() == N, "ALL must list every kind");
+    let mut all = [variants[0]; N];
+    let mut i = 1;
+    while i < N {
+        all[i] = variants[i];
+        i += 1;
     }
+    all
 }
 
 /// The name is not one of [`EventKind::ALL`]; the message lists the valid ones.
