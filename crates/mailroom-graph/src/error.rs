@@ -255,7 +255,7 @@ pub enum Step {
 }
 
 impl Step {
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Step::SendMail => "sendMail",
             Step::CreateDraft => "creating the draft",
@@ -288,15 +288,18 @@ pub enum GraphError {
         /// What was wrong with it.
         detail: String,
     },
-    /// The message is larger than one Graph `sendMail` request can carry.
+    /// The message is larger than one Graph request can carry and cannot be split: what is
+    /// left without its file attachments (uploaded separately to a draft) is still too large.
     #[error(
-        "the message is {size} bytes, above the {limit} bytes one Graph sendMail request can carry (4,000,000 bytes after base64)"
+        "the message is {size} bytes, above the {limit} bytes one Graph request can carry (4,000,000 bytes after base64), and {why}"
     )]
     TooLarge {
         /// The message size.
         size: usize,
         /// The limit.
         limit: usize,
+        /// Why the draft + upload-session path cannot take it.
+        why: &'static str,
     },
 }
 
@@ -311,7 +314,7 @@ impl GraphError {
                 .with_hint(format!("Check {}: it must be Microsoft Graph (https://graph.microsoft.com) or a proxy that forwards to it unchanged.", context.field("api_base"))),
             GraphError::TooLarge { .. } => SendError::new(ErrorKind::MessageTooLarge, self.to_string())
                 .with_field("service")
-                .with_hint("mailroom sends through Graph's sendMail in MIME form, one request of at most 4,000,000 bytes of base64 (3,000,000 bytes of message); the draft + upload-session path Graph offers for larger mail is not built. Microsoft 365 itself takes 35 MB by default (the mailbox's MaxSendSize): send such messages through Web Mail with auth = \"oauth\" (smtp.office365.com, port 587, [web_mail.oauth] with this app registration and SMTP.Send or SMTP.SendAsApp; README: Microsoft 365), or send large files as links.")
+                .with_hint("A larger message goes to Graph as a draft whose file attachments are uploaded one by one (upload sessions for files from 3 MB), so attachments up to the mailbox's limit (35 MB by default) are fine; but the text, HTML and other non-file parts must fit in one request of 4,000,000 bytes of base64 (3,000,000 bytes). Shorten the text or send its bulk as an attachment, or send such messages through Web Mail with auth = \"oauth\" (smtp.office365.com, port 587, [web_mail.oauth] with this app registration and SMTP.Send or SMTP.SendAsApp; README: Microsoft 365).")
                 .with_complete_hints(),
         };
         error.with_source(self)

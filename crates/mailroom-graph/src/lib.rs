@@ -1,4 +1,4 @@
-//! Microsoft Graph driver: mail from the Company Email through Graph `sendMail` in MIME form, signed in as the app (client credentials) or as the account (refresh token).
+//! Microsoft Graph driver: mail from the Company Email through Graph `sendMail` in MIME form (larger mail as a draft plus attachment uploads), signed in as the app (client credentials) or as the account (refresh token).
 //!
 //! This is the way that keeps working for Microsoft 365 after Exchange Online blocked EWS
 //! (October 2026) and switched off SMTP basic authentication. Every identity-platform
@@ -13,6 +13,7 @@
 
 mod connect;
 mod error;
+mod split;
 mod token;
 mod transport;
 
@@ -20,7 +21,7 @@ pub use connect::{BrowserSignIn, ConnectError, Connected, DeviceSignIn, Microsof
 pub use token::{
     classify_token_failure, identity_error, load_refresh_token, oauth_client, save_refresh_token, scopes, token_source,
 };
-pub use transport::{GraphTransport, MAX_REQUEST_BYTES};
+pub use transport::{GraphTransport, MAX_REQUEST_BYTES, UPLOAD_CHUNK_BYTES, UPLOAD_SESSION_FROM};
 
 pub use error::{
     ApiError, Context, GraphError, IdentityError, MAX_RETRY_AFTER, Resource, Step, classify_api, classify_identity,

@@ -1,4 +1,8 @@
-//! `GraphTransport`: the Company Email's messages through Graph `sendMail` in MIME form (base64 of the unchanged bytes, `text/plain`, 202 with an empty body), with one token refresh on a 401, and a probe that signs in and reads the mailbox without sending.
+//! `GraphTransport`: the Company Email's messages through Graph `sendMail` in MIME form (base64 of the unchanged bytes, `text/plain`, 202 with an empty body), larger ones as a draft plus attachment uploads, with one token refresh on a 401, and a probe that signs in and reads the mailbox without sending.
+
+mod draft;
+
+pub use draft::{UPLOAD_CHUNK_BYTES, UPLOAD_SESSION_FROM};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,8 +19,9 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use crate::error::{ApiError, Context, GraphError, Resource, Step};
 use crate::token::token_source;
 
-/// The largest `sendMail` request mailroom sends (Graph's limit is about 4 MB, base64
-/// included): messages up to 3,000,000 bytes.
+/// The largest request mailroom sends to Graph (its limit is about 4 MB, base64 included):
+/// messages up to 3,000,000 bytes go in one `sendMail`; larger ones as a draft of at most this
+/// size whose file attachments are uploaded separately.
 pub const MAX_REQUEST_BYTES: usize = 4_000_000;
 
 /// Sends through Microsoft Graph as the Company Email.
@@ -43,6 +48,7 @@ pub struct GraphTransport {
     http: HttpClient,
     tokens: TokenCache<OAuthTokenSource>,
     send_url: url::Url,
+    messages_url: url::Url,
     mailbox_url: url::Url,
     context: Context,
     timeout: Duration,
@@ -73,13 +79,23 @@ impl GraphTransport {
                 .map_err(|e| SendError::invalid_config(context.field("api_base"), e.to_string()))
         };
         let send_url = parse("sendMail")?;
+        let messages_url = parse("messages")?;
         let mailbox_url = parse("mailFolders/sentitems?$select=id,displayName")?;
         let options =
             ClientOptions::new(concat!("mailroom/", env!("CARGO_PKG_VERSION"))).connect_timeout(config.timeout);
         let http = HttpClient::for_endpoint(&send_url, &options)
             .map_err(|e| SendError::invalid_config(context.field("api_base"), e.to_string()))?;
         let tokens = TokenCache::new(token_source(&config.oauth, &mailbox, Resource::Graph, config.timeout)?);
-        Ok(GraphTransport { http, tokens, send_url, mailbox_url, context, timeout: config.timeout, send_timeout: None })
+        Ok(GraphTransport {
+            http,
+            tokens,
+            send_url,
+            messages_url,
+            mailbox_url,
+            context,
+            timeout: config.timeout,
+            send_timeout: None,
+        })
     }
 
     /// Where messages are posted: `{api_base}/v1.0/users/{email_address}/sendMail`
@@ -140,8 +156,8 @@ impl GraphTransport {
 
 fn step_name(step: Step) -> &'static str {
     match step {
-        Step::Probe => "reading the mailbox",
-        _ => "sending",
+        Step::SendMail => "sending",
+        other => other.describe(),
     }
 }
 
@@ -167,9 +183,8 @@ impl Transport for GraphTransport {
         let mime = message.bytes_with_bcc_field();
         let body = base64::engine::general_purpose::STANDARD.encode(&mime).into_bytes();
         if body.len() > MAX_REQUEST_BYTES {
-            return Err(
-                GraphError::TooLarge { size: message.len(), limit: MAX_REQUEST_BYTES / 4 * 3 }.classify(&self.context)
-            );
+            drop(body);
+            return self.send_as_draft(message, &mime).await;
         }
         let mut transcript = Transcript::new();
         let mut refreshed = false;

@@ -254,7 +254,7 @@ async fn the_graph_driver_passes_core_conformance() {
 }
 
 #[tokio::test]
-async fn a_message_above_one_send_mail_request_is_refused_before_any_request_with_the_exact_limit() {
+async fn a_message_above_one_request_without_files_is_refused_before_any_request_with_the_exact_limit() {
     let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
     let config = config(&mock, "application");
     let big = MessageDraft::new(config.sender.clone())
@@ -265,7 +265,8 @@ async fn a_message_above_one_send_mail_request_is_refused_before_any_request_wit
         .unwrap();
     let error = transport(&config).send(&big).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::MessageTooLarge);
-    assert!(error.detail().contains("3000000 bytes one Graph sendMail request can carry"), "{}", error.detail());
+    assert!(error.detail().contains("3000000 bytes one Graph request can carry"), "{}", error.detail());
+    assert!(error.detail().contains("no file attachments"), "{}", error.detail());
     assert!(error.remediation().iter().any(|hint| hint.contains("auth = \"oauth\"")), "{:?}", error.remediation());
     assert!(mock.requests().await.is_empty(), "nothing was sent, not even a token request");
 }

@@ -289,9 +289,13 @@ impl HttpClient {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, mut request: Request<'_>, transcript: &mut Transcript) -> Result<Reply, HttpError> {
-        self.check_target(request.url).inspect_err(|e| transcript.note(&e.to_string()))?;
         let scrubber = scrubber_for_request(&request.headers, &request.secrets);
-        record_request(&request, transcript);
+        if let Err(error) = self.check_target(request.url) {
+            let error = error.scrubbed(&scrubber);
+            transcript.note(&error.to_string());
+            return Err(error);
+        }
+        record_request(&request, &scrubber, transcript);
         let mut headers = HeaderMap::new();
         for header in &request.headers {
             headers.append(header.name.clone(), header.value.clone());
@@ -326,7 +330,8 @@ impl HttpClient {
                         request.reply_timeout,
                         written.load(Ordering::SeqCst),
                         request.delivers,
-                    );
+                    )
+                    .scrubbed(&scrubber);
                     if error.failure() == Failure::NotSent && attempt == 1 {
                         transcript.note(&format!("{error}; sending again on a new connection"));
                         continue;
@@ -404,7 +409,8 @@ impl HttpClient {
                 format!("HTTP {} answered, but {reason}", status.as_u16()),
             )
             .with_status(status.as_u16())
-            .with_limit(request.reply_timeout);
+            .with_limit(request.reply_timeout)
+            .scrubbed(&scrubber);
             transcript.note(&error.to_string());
             return Err(error);
         }
@@ -457,7 +463,7 @@ impl std::fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
             .field("method", &self.method)
-            .field("url", &crate::shown(self.url))
+            .field("url", &mailroom_core::Scrubber::new(&self.secrets).scrub(&crate::shown(self.url)))
             .finish_non_exhaustive()
     }
 }
@@ -506,7 +512,8 @@ impl<'a> Request<'a> {
         self
     }
 
-    /// A secret the body carries (a client secret, a token): scrubbed from the reply.
+    /// A secret the body or the URL carries (a client secret, a token, an upload URL's
+    /// `authtoken`): scrubbed from the reply, the recorded request line, errors and `Debug`.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secrets.push(secret.into());
         self
@@ -521,13 +528,14 @@ impl<'a> Request<'a> {
     }
 }
 
-fn record_request(request: &Request<'_>, transcript: &mut Transcript) {
+fn record_request(request: &Request<'_>, scrubber: &mailroom_core::Scrubber, transcript: &mut Transcript) {
     let url = request.url;
     let path = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    transcript.client(&format!("{} {path} HTTP/1.1", request.method));
+    // A pre-authenticated URL (an upload session's `authtoken`) carries its secret in the query.
+    transcript.client(&scrubber.scrub(&format!("{} {path} HTTP/1.1", request.method)));
     transcript.client(&format!("Host: {}", url.host_str().unwrap_or_default()));
     for header in &request.headers {
         if header.secret {

@@ -105,6 +105,13 @@ impl HttpError {
         self
     }
 
+    /// The error with the request's secrets (a URL's `authtoken`) scrubbed from what it shows.
+    pub(crate) fn scrubbed(mut self, scrubber: &mailroom_core::Scrubber) -> HttpError {
+        self.target = scrubber.scrub(&self.target);
+        self.reason = scrubber.scrub(&self.reason);
+        self
+    }
+
     /// The classification.
     pub fn failure(&self) -> Failure {
         self.failure

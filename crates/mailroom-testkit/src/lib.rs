@@ -65,7 +65,9 @@ pub use conn::Limits;
 pub use fake::{FakeSmtpServer, FakeSmtpServerBuilder};
 pub use hostile_http::{HANG_BOUND, HostileHttpServer, HostileReply, assert_never_retried, send_expecting_error};
 #[cfg(feature = "microsoft")]
-pub use microsoft::{MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture};
+pub use microsoft::{
+    GraphAttachment, GraphDraft, MicrosoftFault, MicrosoftTenant, MockMicrosoft365, microsoft_fixture,
+};
 pub use persona::{Fault, Persona};
 pub use postgres::{PostgresCluster, PostgresClusterBuilder};
 pub use reply::Reply;

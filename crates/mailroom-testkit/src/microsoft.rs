@@ -1,7 +1,8 @@
-//! A mocked Microsoft 365 on wiremock: the identity platform's authorize (a redirect back with a code), token and device-code endpoints and Graph's `sendMail` and mailbox, answering with the captured replies of `fixtures/microsoft` (each with its source in SOURCES.md).
+//! A mocked Microsoft 365 on wiremock: the identity platform's authorize (a redirect back with a code), token and device-code endpoints and Graph's `sendMail`, mailbox, drafts, attachments and upload sessions, answering with the captured replies of `fixtures/microsoft` (each with its source in SOURCES.md).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use base64::Engine;
 use wiremock::matchers::{method, path, path_regex};
@@ -40,7 +41,75 @@ fixtures!(
     "graph_429_application_throttled.json",
     "graph_503_unhealthy.json",
     "graph_sent_items.json",
+    "graph_draft_created.json",
+    "graph_upload_session.json",
 );
+
+/// Graph's upload sessions take ranges in multiples of 320 KiB (all but the last).
+const UPLOAD_RANGE_UNIT: usize = 327_680;
+
+/// One draft created through `POST …/messages`, as the mock holds it.
+#[derive(Clone)]
+pub struct GraphDraft {
+    /// The id Graph gave it.
+    pub id: String,
+    /// The MIME it was created from (base64 decoded).
+    pub mime: Vec<u8>,
+    /// Files attached afterwards, in the order they were complete.
+    pub attachments: Vec<GraphAttachment>,
+    /// How many `POST …/messages/{id}/send` it got.
+    pub sends: usize,
+    /// Whether it was deleted.
+    pub deleted: bool,
+}
+
+impl std::fmt::Debug for GraphDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphDraft")
+            .field("id", &self.id)
+            .field("mime_bytes", &self.mime.len())
+            .field("attachments", &self.attachments)
+            .field("sends", &self.sends)
+            .field("deleted", &self.deleted)
+            .finish()
+    }
+}
+
+/// A file attached to a draft, with one POST or through an upload session.
+#[derive(Clone)]
+pub struct GraphAttachment {
+    /// `name`.
+    pub name: String,
+    /// `contentType`.
+    pub content_type: String,
+    /// `isInline`.
+    pub is_inline: bool,
+    /// `contentId`.
+    pub content_id: Option<String>,
+    /// The file's bytes (decoded, or reassembled from the ranges).
+    pub bytes: Vec<u8>,
+    /// The `Content-Range`s `(first, last, total)` of an upload session in order; empty for a POST.
+    pub ranges: Vec<(usize, usize, usize)>,
+}
+
+impl std::fmt::Debug for GraphAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphAttachment")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("size", &self.bytes.len())
+            .field("ranges", &self.ranges)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upload session in progress.
+struct Upload {
+    draft: usize,
+    authtoken: String,
+    size: usize,
+    attachment: GraphAttachment,
+}
 
 /// A captured reply body of `fixtures/microsoft` by file name.
 ///
@@ -135,6 +204,14 @@ struct State {
     device_polls: usize,
     /// A used refresh token stops working (the rotation case: only the new one is valid).
     revoke_used_refresh_tokens: bool,
+    drafts: Vec<GraphDraft>,
+    uploads: HashMap<String, Upload>,
+    /// Upload-session PUTs received so far.
+    upload_puts: usize,
+    /// The PUT (0-based count) that fails, and its status.
+    upload_fault: Option<(usize, u16)>,
+    /// How long `send` of a draft takes to answer.
+    draft_send_delay: Option<Duration>,
 }
 
 /// The identity platform and Graph of one tenant on a loopback port.
@@ -187,6 +264,7 @@ impl MockMicrosoft365 {
             .respond_with(responder.clone())
             .mount(&server)
             .await;
+        Mock::given(path_regex("^/upload/")).respond_with(responder.clone()).mount(&server).await;
         Mock::given(path_regex("^/v1\\.0/")).respond_with(responder).mount(&server).await;
         MockMicrosoft365 { server, tenant, state }
     }
@@ -233,7 +311,23 @@ impl MockMicrosoft365 {
         self.state().device_polls
     }
 
-    /// The MIME messages Graph accepted (base64 decoded), in order.
+    /// The drafts created for messages above one request, with their attachments.
+    pub fn drafts(&self) -> Vec<GraphDraft> {
+        self.state().drafts.clone()
+    }
+
+    /// The upload-session PUT number `index` (0-based, over all sessions) answers `status`.
+    pub fn fail_upload_put(&self, index: usize, status: u16) {
+        self.state().upload_fault = Some((index, status));
+    }
+
+    /// `POST …/messages/{id}/send` answers only after `delay`.
+    pub fn delay_draft_send(&self, delay: Duration) {
+        self.state().draft_send_delay = Some(delay);
+    }
+
+    /// The MIME messages Graph accepted through `sendMail` (base64 decoded), in order; larger
+    /// messages are in [`MockMicrosoft365::drafts`].
     pub fn sent(&self) -> Vec<Vec<u8>> {
         self.state().sent.clone()
     }
@@ -529,15 +623,194 @@ impl Responder {
                 }
             }
             ("GET", "mailFolders/sentitems") => fixture(200, "graph_sent_items.json"),
+            ("POST", "messages") => Self::create_draft(request, state),
+            (method, rest) if rest.starts_with("messages/") => {
+                let segments: Vec<&str> = rest["messages/".len()..].split('/').collect();
+                Self::draft_request(request, method, &segments, state)
+            }
             _ => json(400, r#"{"error":{"code":"BadRequest","message":"Unsupported request."}}"#),
         }
+    }
+}
+
+fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    json(status, &serde_json::json!({"error": {"code": code, "message": message}}).to_string())
+}
+
+/// `bytes a-b/total`.
+fn content_range(value: &str) -> Option<(usize, usize, usize)> {
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, total.parse().ok()?))
+}
+
+impl Responder {
+    /// `POST …/messages` with base64 MIME (`text/plain`): a draft.
+    fn create_draft(request: &Request, state: &mut State) -> ResponseTemplate {
+        let text_plain = request
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
+        let compact: Vec<u8> = request.body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        let Ok(mime) = base64::engine::general_purpose::STANDARD.decode(&compact) else {
+            return fixture(400, "graph_400_invalid_mime.json");
+        };
+        if !text_plain {
+            return fixture(400, "graph_400_invalid_mime.json");
+        }
+        if request.body.len() > 4_000_000 {
+            return fixture(413, "graph_413_too_large.json");
+        }
+        let id = format!("AAMkAGUwNjQ4ZjIx{:04}AAA=", state.drafts.len() + 1);
+        state.drafts.push(GraphDraft { id: id.clone(), mime, attachments: Vec::new(), sends: 0, deleted: false });
+        let mut created: serde_json::Value =
+            serde_json::from_str(microsoft_fixture("graph_draft_created.json").unwrap_or("{}")).unwrap_or_default();
+        created["id"] = id.into();
+        json(201, &created.to_string())
+    }
+
+    /// Requests on one draft: attachments, upload sessions, send, delete.
+    fn draft_request(request: &Request, method: &str, segments: &[&str], state: &mut State) -> ResponseTemplate {
+        let Some(index) = state.drafts.iter().position(|d| d.id == segments[0] && !d.deleted) else {
+            return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.");
+        };
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let text = |value: &serde_json::Value, key: &str| value[key].as_str().map(str::to_owned);
+        match (method, &segments[1..]) {
+            ("DELETE", []) => {
+                state.drafts[index].deleted = true;
+                ResponseTemplate::new(204)
+            }
+            ("POST", ["send"]) => {
+                state.drafts[index].sends += 1;
+                let reply = ResponseTemplate::new(202).insert_header("request-id", format!("mock-draft-send-{index}"));
+                match state.draft_send_delay {
+                    Some(delay) => reply.set_delay(delay),
+                    None => reply,
+                }
+            }
+            ("POST", ["attachments"]) => {
+                if request.body.len() > 4_000_000 {
+                    return fixture(413, "graph_413_too_large.json");
+                }
+                let bytes =
+                    text(&body, "contentBytes").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+                let (Some("#microsoft.graph.fileAttachment"), Some(name), Some(bytes)) =
+                    (body["@odata.type"].as_str(), text(&body, "name"), bytes)
+                else {
+                    return graph_error(400, "ErrorInvalidRequest", "The attachment is not a valid file attachment.");
+                };
+                let size = bytes.len();
+                state.drafts[index].attachments.push(GraphAttachment {
+                    name: name.clone(),
+                    content_type: text(&body, "contentType").unwrap_or_default(),
+                    is_inline: body["isInline"].as_bool().unwrap_or(false),
+                    content_id: text(&body, "contentId"),
+                    bytes,
+                    ranges: Vec::new(),
+                });
+                json(201, &serde_json::json!({"@odata.type": "#microsoft.graph.fileAttachment", "id": format!("att-{size}"), "name": name, "size": size}).to_string())
+            }
+            ("POST", ["attachments", "createUploadSession"]) => {
+                let item = &body["AttachmentItem"];
+                let (Some("file"), Some(name), Some(size)) =
+                    (item["attachmentType"].as_str(), text(item, "name"), item["size"].as_u64())
+                else {
+                    return graph_error(
+                        400,
+                        "ErrorInvalidRequest",
+                        "AttachmentItem needs attachmentType, name and size.",
+                    );
+                };
+                let session = format!("session-{}", state.uploads.len() + 1);
+                let authtoken = format!("mock-authtoken-{}-eyJhbGciOi", state.uploads.len() + 1);
+                // wiremock's request URL has no port: the Host header has the server's address.
+                let host = request.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+                let upload_url =
+                    format!("http://{host}/upload/api/v2.0/AttachmentSessions/{session}?authtoken={authtoken}");
+                let attachment = GraphAttachment {
+                    name,
+                    content_type: text(item, "contentType").unwrap_or_default(),
+                    is_inline: item["isInline"].as_bool().unwrap_or(false),
+                    content_id: text(item, "contentId"),
+                    bytes: Vec::new(),
+                    ranges: Vec::new(),
+                };
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                state.uploads.insert(session, Upload { draft: index, authtoken, size, attachment });
+                let mut reply: serde_json::Value =
+                    serde_json::from_str(microsoft_fixture("graph_upload_session.json").unwrap_or("{}"))
+                        .unwrap_or_default();
+                reply["uploadUrl"] = upload_url.into();
+                json(201, &reply.to_string())
+            }
+            _ => json(400, r#"{"error":{"code":"BadRequest","message":"Unsupported request."}}"#),
+        }
+    }
+
+    /// A PUT of one range to an upload session's pre-authenticated URL.
+    fn upload(request: &Request, state: &mut State) -> ResponseTemplate {
+        let put = state.upload_puts;
+        state.upload_puts += 1;
+        if request.method.as_str() != "PUT" {
+            return graph_error(405, "ErrorInvalidRequest", "Only PUT is supported on an upload session.");
+        }
+        if request.headers.contains_key("authorization") {
+            // Microsoft: an Authorization header on the upload URL makes the PUT fail with 401.
+            return graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Authorization header must not be sent to the upload URL.",
+            );
+        }
+        let session = request.url.path().rsplit('/').next().unwrap_or_default().to_owned();
+        let authtoken = request.url.query_pairs().find(|(k, _)| k == "authtoken").map(|(_, v)| v.into_owned());
+        let Some(upload) = state.uploads.get_mut(&session).filter(|u| Some(&u.authtoken) == authtoken.as_ref()) else {
+            return graph_error(401, "InvalidAuthenticationToken", "The upload session token is not valid.");
+        };
+        if let Some((index, status)) = state.upload_fault
+            && index == put
+        {
+            return graph_error(status, "ErrorInternalServerError", "The upload failed.");
+        }
+        let range = request.headers.get("content-range").and_then(|v| v.to_str().ok()).and_then(content_range);
+        let length = request.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let received = upload.attachment.bytes.len();
+        let Some((first, last, total)) = range.filter(|&(first, last, total)| {
+            let count = last.saturating_sub(first) + 1;
+            first == received
+                && last >= first
+                && total == upload.size
+                && count == request.body.len()
+                && length == Some(count)
+                && (last + 1 == total || count % UPLOAD_RANGE_UNIT == 0)
+        }) else {
+            return graph_error(400, "InvalidRange", "The Content-Range does not match the next expected range.");
+        };
+        upload.attachment.bytes.extend_from_slice(&request.body);
+        upload.attachment.ranges.push((first, last, total));
+        if last + 1 < total {
+            let next = last + 1;
+            return json(
+                200,
+                &serde_json::json!({"expirationDateTime": "2026-12-01T10:17:12.4550183Z", "nextExpectedRanges": [next.to_string()]}).to_string(),
+            );
+        }
+        let draft = upload.draft;
+        let attachment = upload.attachment.clone();
+        state.uploads.remove(&session);
+        state.drafts[draft].attachments.push(attachment);
+        ResponseTemplate::new(201)
     }
 }
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if request.url.path().starts_with("/v1.0/") {
+        if request.url.path().starts_with("/upload/") {
+            Self::upload(request, &mut state)
+        } else if request.url.path().starts_with("/v1.0/") {
             self.graph(request, &mut state)
         } else if request.url.path().ends_with("/authorize") {
             self.authorize(request, &mut state)
