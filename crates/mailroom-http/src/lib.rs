@@ -7,8 +7,9 @@
 //!   bounded reads (size, and a deadline per body chunk); whether the request body was handed
 //!   over, so a failure is classified as [`Failure::NotSent`] (sent again once, transparently),
 //!   [`Failure::DeliveryUnknown`] (never resent) and so on.
-//! - [`scrubber_for_request`]: a request's secrets (credential headers, secrets in the body)
-//!   for core's `Scrubber`, applied to everything kept of the reply.
+//! - [`scrubber_for_request`]: a request's secrets (credential headers, secrets in the body or
+//!   the URL's query) for core's `Scrubber`, applied to everything kept of the reply, to the
+//!   recorded request line and to errors.
 //! - OAuth2 on the `oauth2` crate with its `AsyncHttpClient` on our client: [`OAuthClient`]
 //!   (refresh token, client credentials, authorization code + PKCE, device code),
 //!   [`LoopbackConsent`] (the loopback redirect listener), [`OAuthTokenSource`] (core's
