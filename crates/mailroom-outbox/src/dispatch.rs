@@ -1,5 +1,6 @@
 //! The dispatcher: claims due messages, sends them through any `Transport` with bounded concurrency, pacing and a daily quota, and records each outcome (retry with back-off only before hand-over).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use mailroom_core::{Address, ErrorKind, OutgoingMessage, Retry, RetryPolicy, SendError, Transport};
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
 use crate::limits::{Pacer, SendingLimits};
@@ -142,7 +143,15 @@ impl Dispatcher {
     }
 
     /// Runs until `stop` completes, or (with `until_empty`) nothing is left, or the daily
-    /// quota is used up. Messages in flight are always finished and recorded before it returns.
+    /// quota is used up. Messages in flight are always finished and recorded before it returns;
+    /// messages claimed but not yet started are given back to the queue.
+    ///
+    /// Each round is one transaction ([`Store::finish_and_claim`]): it records the outcomes
+    /// that arrived since the last round and claims what the free permits plus a read-ahead
+    /// of `concurrency` (none when paced) can take, so the next messages are claimed while the
+    /// current ones are being sent and the commit's fsync overlaps the sends instead of
+    /// preceding each of them. At most `2 × concurrency` messages are claimed and unfinished
+    /// at once: what a crash can leave `unknown`.
     pub async fn run(
         &self,
         options: RunOptions,
@@ -152,53 +161,73 @@ impl Dispatcher {
         tokio::pin!(stop);
         let concurrency = self.limits.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
-        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel::<Outcome>();
-        let recorded = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_outcomes(self.store.clone(), outcomes_rx, recorded.clone(), progress.clone()));
+        let (outcomes_tx, mut outcomes_rx) = mpsc::unbounded_channel::<Outcome>();
         let mut pacer = Pacer::new(self.limits.rate_per_minute);
+        // Paced sends are seconds apart: a read-ahead would only hold claims longer.
+        let read_ahead = if pacer.is_paced() { 0 } else { concurrency };
         let mut quota = Quota::new(self.limits.daily_quota);
         // The config's max_attempts (SendingLimits) bounds the attempts; options.retry gives the schedule.
         let retry = RetryPolicy { max_attempts: self.limits.max_attempts, ..options.retry };
         let mut expired_leases = self.store.expire_leases().await?;
         let mut last_expiry = Instant::now();
+        // Claimed, not yet started (at most `read_ahead` beyond the free permits).
+        let mut ready: VecDeque<Claimed> = VecDeque::new();
+        // Arrived, not yet recorded.
+        let mut pending: Vec<Outcome> = Vec::new();
         let stopped = loop {
             if last_expiry.elapsed() >= EXPIRY_EVERY {
                 expired_leases += self.store.expire_leases().await?;
                 last_expiry = Instant::now();
             }
+            // Start what is claimed, as far as the permits allow.
+            while !ready.is_empty() {
+                let Ok(permit) = permits.clone().try_acquire_owned() else { break };
+                let Some(claim) = ready.pop_front() else { break };
+                pacer.started_now();
+                self.spawn_send(claim, permit, &retry, &outcomes_tx, &progress);
+            }
             let allowance = quota.allowance(&self.store).await?;
-            if allowance == 0 {
+            if allowance == 0 && ready.is_empty() {
                 break StopReason::DailyQuota;
             }
-            // Wait for room (or the stop signal) before claiming: a message is claimed only
-            // right before its send starts, which is what makes the crash rule exact enough.
-            let first = tokio::select! {
-                biased;
-                () = &mut stop => break StopReason::Interrupted,
-                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            let free = permits.available_permits();
+            let mut want = if pacer.is_paced() {
+                usize::from(ready.is_empty() && free > 0)
+            } else {
+                (free + read_ahead).saturating_sub(ready.len())
             };
-            let mut held = vec![first];
-            if pacer.is_paced() {
+            want = want.min(MAX_CLAIM_BATCH).min(usize::try_from(allowance).unwrap_or(usize::MAX));
+            if want > 0 && pacer.is_paced() {
+                // Claim right before the send slot: the claim is what the crash rule reads.
                 tokio::select! {
                     biased;
                     () = &mut stop => break StopReason::Interrupted,
                     () = pacer.wait_turn() => {}
                 }
-            } else {
-                let want = allowance.min(MAX_CLAIM_BATCH as u64) as usize;
-                while held.len() < want {
-                    match permits.clone().try_acquire_owned() {
-                        Ok(permit) => held.push(permit),
-                        Err(_) => break,
-                    }
+            }
+            while pending.len() < MAX_FINISH_BATCH {
+                match outcomes_rx.try_recv() {
+                    Ok(outcome) => pending.push(outcome),
+                    Err(_) => break,
                 }
             }
-            let claimed = self.store.claim(&options.worker, held.len(), self.limits.lease).await?;
-            quota.used(claimed.len() as u64);
-            if claimed.is_empty() {
-                drop(held);
-                // Idle only once every outcome is recorded: a retry still in the writer's
-                // hands is not yet `queued`, and stopping then would strand it.
+            let mut claimed_none = false;
+            if want > 0 || !pending.is_empty() {
+                let claimed = self.write_round(&pending, &[], &options.worker, want, &progress).await?;
+                pending.clear();
+                quota.used(claimed.len() as u64);
+                claimed_none = want > 0 && claimed.is_empty();
+                if !claimed.is_empty() {
+                    ready.extend(claimed);
+                    continue;
+                }
+                if !claimed_none {
+                    continue;
+                }
+            }
+            if claimed_none && ready.is_empty() {
+                // Nothing due. Idle only once every outcome is recorded: a retry still in
+                // flight is not yet `queued`, and stopping then would strand it.
                 let idle = progress.in_flight.load(Ordering::Acquire) == 0;
                 if options.until_empty && idle {
                     match self.store.next_due_ms().await? {
@@ -212,32 +241,29 @@ impl Dispatcher {
                 tokio::select! {
                     biased;
                     () = &mut stop => break StopReason::Interrupted,
-                    () = recorded.notified() => {}
+                    Some(outcome) = outcomes_rx.recv() => pending.push(outcome),
                     () = tokio::time::sleep(IDLE_POLL) => {}
                 }
-                continue;
-            }
-            pacer.started_now();
-            for (claim, permit) in claimed.into_iter().zip(held.drain(..)) {
-                progress.in_flight.fetch_add(1, Ordering::AcqRel);
-                let transport = self.transport.clone();
-                let outcomes = outcomes_tx.clone();
-                tokio::spawn(async move {
-                    let outcome = send_one(transport.as_ref(), claim, &retry).await;
-                    // The writer holds the receiver until every sender is gone.
-                    let _ = outcomes.send(outcome);
-                    drop(permit);
-                });
+            } else {
+                // Every permit is busy and the read-ahead is full: the next outcome frees a
+                // permit (a send gives its permit back before it reports).
+                tokio::select! {
+                    biased;
+                    () = &mut stop => break StopReason::Interrupted,
+                    Some(outcome) = outcomes_rx.recv() => pending.push(outcome),
+                }
             }
         };
-        // Finish what is in flight, then let the writer drain and stop.
-        let _all = permits.acquire_many(concurrency as u32).await.expect("the semaphore is never closed");
+        // Finish what is in flight, record every outcome, and give back what never started.
         drop(outcomes_tx);
-        match writer.await {
-            Ok(written) => written?,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => {}
+        while let Some(outcome) = outcomes_rx.recv().await {
+            pending.push(outcome);
         }
+        let never_started: Vec<Claimed> = ready.into_iter().collect();
+        for outcomes in pending.chunks(MAX_FINISH_BATCH) {
+            self.write_round(outcomes, &[], &options.worker, 0, &progress).await?;
+        }
+        self.write_round(&[], &never_started, &options.worker, 0, &progress).await?;
         let queued = self.store.counts().await?.queued;
         Ok(RunSummary {
             sent: progress.sent.load(Ordering::Relaxed),
@@ -248,6 +274,58 @@ impl Dispatcher {
             stopped,
             expired_leases,
         })
+    }
+
+    /// Sends one claimed message on its own task; its outcome comes back on `outcomes`.
+    fn spawn_send(
+        &self,
+        claim: Claimed,
+        permit: OwnedSemaphorePermit,
+        retry: &RetryPolicy,
+        outcomes: &mpsc::UnboundedSender<Outcome>,
+        progress: &Progress,
+    ) {
+        progress.in_flight.fetch_add(1, Ordering::AcqRel);
+        let transport = self.transport.clone();
+        let outcomes = outcomes.clone();
+        let retry = *retry;
+        tokio::spawn(async move {
+            let outcome = send_one(transport.as_ref(), claim, &retry).await;
+            // The permit goes back first, so the run loop that receives this outcome can
+            // start the next message at once. The receiver lives until every sender is gone.
+            drop(permit);
+            let _ = outcomes.send(outcome);
+        });
+    }
+
+    /// One round's transaction, tried again with back-off while the database is busy or
+    /// briefly unreachable: outcomes must not be lost (the messages stay `sending` until
+    /// recorded, and a dead worker's become `unknown`). Counts the recorded outcomes.
+    async fn write_round(
+        &self,
+        outcomes: &[Outcome],
+        release: &[Claimed],
+        worker: &str,
+        want: usize,
+        progress: &Progress,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut delay = Duration::from_millis(100);
+        let claimed = loop {
+            match self.store.finish_and_claim(outcomes, release, worker, want, self.limits.lease).await {
+                Ok(claimed) => break claimed,
+                Err(error) if delay < Duration::from_secs(30) => {
+                    tracing::warn!(%error, "writing to the outbox failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        for outcome in outcomes {
+            progress.bump(outcome);
+        }
+        progress.in_flight.fetch_sub(outcomes.len() as u64, Ordering::AcqRel);
+        Ok(claimed)
     }
 }
 
@@ -349,47 +427,6 @@ fn outgoing(claim: Claimed) -> Result<OutgoingMessage, SendError> {
         .map(|r| r.parse::<Address>().map_err(|_| bad(format!("recipient {r:?} is not an address"))))
         .collect::<Result<Vec<_>, _>>()?;
     OutgoingMessage::from_parts(from, recipients, claim.message, claim.message_id).map_err(|e| bad(format!("{e}")))
-}
-
-/// Writes outcomes in batches: whatever arrived while the previous batch was being written
-/// goes in the next transaction (one commit, one fsync, for many messages).
-async fn write_outcomes(
-    store: Store,
-    mut outcomes: mpsc::UnboundedReceiver<Outcome>,
-    recorded: Arc<Notify>,
-    progress: Arc<Progress>,
-) -> Result<(), StoreError> {
-    let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
-    while let Some(first) = outcomes.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_FINISH_BATCH {
-            match outcomes.try_recv() {
-                Ok(outcome) => batch.push(outcome),
-                Err(_) => break,
-            }
-        }
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match store.finish(&batch).await {
-                Ok(()) => break,
-                // A busy or briefly unreachable database must not lose outcomes: the
-                // messages stay `sending` until recorded, and a dead worker's become `unknown`.
-                Err(error) if delay < Duration::from_secs(30) => {
-                    tracing::warn!(%error, "recording outcomes failed; trying again");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        for outcome in &batch {
-            progress.bump(outcome);
-        }
-        progress.in_flight.fetch_sub(batch.len() as u64, Ordering::AcqRel);
-        batch.clear();
-        recorded.notify_one();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 //!   per-minute pace and a daily quota ([`limits`]: provider presets, `[outbox]` overrides),
 //!   retries temporary refusals raised before hand-over with core's back-off (server hints
 //!   honoured), and holds `delivery_unknown` as [`State::Unknown`] for a person to resolve.
-//! - The crash rule: a message is claimed only right before its send starts, so a `sending`
-//!   message whose lease expired may have been delivered and becomes `unknown`
-//!   ([`Store::expire_leases`]); one that was never claimed is still `queued`.
+//! - The crash rule: a message is claimed only shortly before its send starts (at most
+//!   `concurrency` claimed ahead of the sends), so a `sending` message whose lease expired
+//!   may have been delivered and becomes `unknown` ([`Store::expire_leases`]); one that was
+//!   never claimed is still `queued`.
 //!
 //! States: `queued` → `sending` → `sent` | `failed` | `unknown` (and `queued` again after a
 //! temporary refusal, `retry` of a failed one, or `resolve --resend`).

@@ -1,5 +1,6 @@
 //! The outbox store: one table (`mailroom_outbox`, schema in `migrations/`) on SQLite or PostgreSQL behind one type, with idempotent enqueue, leased claims and the crash rule.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -346,6 +347,34 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Messages per multi-row `INSERT` in [`Store::enqueue`] (7 parameters each: 700, well under
+/// SQLite's oldest limit of 999 parameters per statement).
+const ROWS_PER_INSERT: usize = 100;
+
+/// `INSERT … VALUES (…), (…) ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id` for
+/// `rows` messages, numbered parameters in the order [`Store::enqueue`] binds them.
+fn insert_rows_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO mailroom_outbox (message_id, event_kind, document, stage, envelope_from, recipients, message, state, not_before_ms) VALUES ",
+    );
+    for row in 0..rows {
+        let first = row * 7 + 1;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..7 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", first + column));
+        }
+        sql.push_str(", 'queued', 0)");
+    }
+    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING id, message_id");
+    sql
+}
+
 const COLUMNS_CLAIMED: &str = "id, claim_token, attempts, message_id, envelope_from, recipients, message";
 
 impl Store {
@@ -358,7 +387,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL: a claim must survive a power cut, or the message could go out twice.
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(30));
+                .busy_timeout(Duration::from_secs(30))
+                // Statement journals (a multi-row INSERT may need to undo itself) in memory,
+                // not in temp files: they never hold committed data, so durability is unchanged.
+                .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
             // sqlx locks PostgreSQL migrations but not SQLite's: two processes opening a new
             // file at once both try to create the table, and one fails. Its transaction rolls
@@ -403,35 +435,62 @@ impl Store {
         on_pool!(self, |pool, _pg| pool.close().await)
     }
 
-    /// Stores messages in one transaction; a Message-ID already present is a duplicate and
-    /// changes nothing. Returns one [`Enqueued`] per message, in order.
+    /// Stores messages in one transaction; a Message-ID already present (in the outbox or
+    /// earlier in `messages`) is a duplicate and changes nothing. Returns one [`Enqueued`] per
+    /// message, in order. Rows go in multi-row `INSERT … ON CONFLICT DO NOTHING` statements of
+    /// [`ROWS_PER_INSERT`]: one statement (one round trip) per hundred messages, not per message.
     pub async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<Enqueued>, StoreError> {
-        const INSERT: &str = "INSERT INTO mailroom_outbox (message_id, event_kind, document, stage, envelope_from, recipients, message, state, not_before_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0) ON CONFLICT (message_id) DO NOTHING RETURNING id";
-        const EXISTING: &str = "SELECT id FROM mailroom_outbox WHERE message_id = $1";
         let mut results = Vec::with_capacity(messages.len());
         on_pool!(self, |pool, _pg| {
             let mut tx = pool.begin().await?;
-            for message in messages {
-                let inserted: Option<i64> = sqlx::query_scalar(INSERT)
-                    .bind(&message.message_id)
-                    .bind(&message.event_kind)
-                    .bind(&message.document)
-                    .bind(message.stage.and_then(|s| i32::try_from(s).ok()))
-                    .bind(&message.envelope_from)
-                    .bind(message.recipients.join("\n"))
-                    .bind(&message.message)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let result = match inserted {
-                    Some(id) => Enqueued { id, duplicate: false },
-                    None => {
-                        let id: i64 =
-                            sqlx::query_scalar(EXISTING).bind(&message.message_id).fetch_one(&mut *tx).await?;
-                        Enqueued { id, duplicate: true }
+            for part in messages.chunks(ROWS_PER_INSERT) {
+                let sql = insert_rows_sql(part.len());
+                let mut insert = sqlx::query(&sql);
+                for message in part {
+                    insert = insert
+                        .bind(&message.message_id)
+                        .bind(&message.event_kind)
+                        .bind(&message.document)
+                        .bind(message.stage.and_then(|s| i32::try_from(s).ok()))
+                        .bind(&message.envelope_from)
+                        .bind(message.recipients.join("\n"))
+                        .bind(&message.message);
+                }
+                let mut inserted = HashMap::new();
+                for row in insert.fetch_all(&mut *tx).await? {
+                    inserted.insert(row.try_get::<String, _>("message_id")?, row.try_get::<i64, _>("id")?);
+                }
+                // What was not inserted now was already stored: look its ids up in one query.
+                let mut stored = HashMap::new();
+                let missing: Vec<&str> =
+                    part.iter().map(|m| m.message_id.as_str()).filter(|id| !inserted.contains_key(*id)).collect();
+                if !missing.is_empty() {
+                    let placeholders = (1..=missing.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+                    let sql =
+                        format!("SELECT id, message_id FROM mailroom_outbox WHERE message_id IN ({placeholders})");
+                    let mut existing = sqlx::query(&sql);
+                    for message_id in &missing {
+                        existing = existing.bind(*message_id);
                     }
-                };
-                results.push(result);
+                    for row in existing.fetch_all(&mut *tx).await? {
+                        stored.insert(row.try_get::<String, _>("message_id")?, row.try_get::<i64, _>("id")?);
+                    }
+                }
+                for message in part {
+                    // The first occurrence of a Message-ID inserted now is new; any later one
+                    // (the same event twice in one batch) is its duplicate.
+                    let result = match inserted.remove(&message.message_id) {
+                        Some(id) => {
+                            stored.insert(message.message_id.clone(), id);
+                            Enqueued { id, duplicate: false }
+                        }
+                        None => match stored.get(&message.message_id) {
+                            Some(&id) => Enqueued { id, duplicate: true },
+                            None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
+                        },
+                    };
+                    results.push(result);
+                }
             }
             tx.commit().await?;
         });
@@ -442,51 +501,29 @@ impl Store {
     /// `sending` with a fresh claim token and one more attempt. On PostgreSQL rows another
     /// worker holds are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
     pub async fn claim(&self, worker: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let now = now_ms();
-        let token = fastrand::i64(1..i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = on_pool!(self, |pool, pg| {
-            let lock = if pg { "FOR UPDATE SKIP LOCKED" } else { "" };
-            let sql = format!(
-                "UPDATE mailroom_outbox SET state = 'sending', attempts = attempts + 1, claimed_by = $1, claim_token = $2, \
-                 lease_until_ms = $3, last_attempt_ms = $4 \
-                 WHERE id IN (SELECT id FROM mailroom_outbox WHERE state = 'queued' AND not_before_ms <= $4 ORDER BY id LIMIT $5 {lock}) \
-                 RETURNING {COLUMNS_CLAIMED}"
-            );
-            sqlx::query(&sql)
-                .bind(worker)
-                .bind(token)
-                .bind(now.saturating_add(millis(lease)))
-                .bind(now)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(Claimed {
-                        id: row.try_get("id")?,
-                        claim_token: row.try_get("claim_token")?,
-                        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
-                        message_id: row.try_get("message_id")?,
-                        envelope_from: row.try_get("envelope_from")?,
-                        recipients: split_recipients(row.try_get("recipients")?),
-                        message: row.try_get("message")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
-        let mut rows = rows;
-        rows.sort_by_key(|claimed| claimed.id);
-        Ok(rows)
+        self.finish_and_claim(&[], &[], worker, limit, lease).await
     }
 
     /// Records outcomes in one transaction. An outcome counts only under its claim token, and
     /// only while the message is `sending` or was judged `unknown` by the crash rule for that
     /// same claim (the worker knows better than the rule); a person's decision is never overwritten.
     pub async fn finish(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        self.finish_and_claim(outcomes, &[], "", 0, Duration::ZERO).await.map(drop)
+    }
+
+    /// One transaction (one commit, one fsync) that records `outcomes` as [`Store::finish`]
+    /// does, gives back `release` (claimed by this worker but never started: `queued` again,
+    /// the claim's attempt not counted), then claims up to `limit` due messages as
+    /// [`Store::claim`] does. The dispatcher's whole write path: a worker pays one commit per
+    /// round, not one per claim plus one per outcome batch.
+    pub async fn finish_and_claim(
+        &self,
+        outcomes: &[Outcome],
+        release: &[Claimed],
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
         const SENT: &str = "UPDATE mailroom_outbox SET state = 'sent', sent_ms = $1, receipt = $2, error = NULL, lease_until_ms = NULL \
              WHERE id = $3 AND claim_token = $4 AND state IN ('sending', 'unknown')";
         const RETRY: &str = "UPDATE mailroom_outbox SET state = 'queued', not_before_ms = $1, error = $2, lease_until_ms = NULL, claim_token = NULL \
@@ -495,11 +532,15 @@ impl Store {
              WHERE id = $2 AND claim_token = $3 AND state IN ('sending', 'unknown')";
         const UNKNOWN: &str = "UPDATE mailroom_outbox SET state = 'unknown', error = $1, lease_until_ms = NULL \
              WHERE id = $2 AND claim_token = $3 AND state IN ('sending', 'unknown')";
-        if outcomes.is_empty() {
-            return Ok(());
+        const RELEASE: &str = "UPDATE mailroom_outbox SET state = 'queued', attempts = attempts - 1, lease_until_ms = NULL, claim_token = NULL \
+             WHERE id = $1 AND claim_token = $2 AND state = 'sending'";
+        if outcomes.is_empty() && release.is_empty() && limit == 0 {
+            return Ok(Vec::new());
         }
         let now = now_ms();
-        on_pool!(self, |pool, _pg| {
+        let token = fastrand::i64(1..i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
             for outcome in outcomes {
                 let query = match outcome {
@@ -518,13 +559,50 @@ impl Store {
                 };
                 query.execute(&mut *tx).await?;
             }
+            for claim in release {
+                sqlx::query(RELEASE).bind(claim.id).bind(claim.claim_token).execute(&mut *tx).await?;
+            }
+            let claimed = if limit > 0 {
+                let lock = if pg { "FOR UPDATE SKIP LOCKED" } else { "" };
+                let sql = format!(
+                    "UPDATE mailroom_outbox SET state = 'sending', attempts = attempts + 1, claimed_by = $1, claim_token = $2, \
+                     lease_until_ms = $3, last_attempt_ms = $4 \
+                     WHERE id IN (SELECT id FROM mailroom_outbox WHERE state = 'queued' AND not_before_ms <= $4 ORDER BY id LIMIT $5 {lock}) \
+                     RETURNING {COLUMNS_CLAIMED}"
+                );
+                sqlx::query(&sql)
+                    .bind(worker)
+                    .bind(token)
+                    .bind(now.saturating_add(millis(lease)))
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(Claimed {
+                            id: row.try_get("id")?,
+                            claim_token: row.try_get("claim_token")?,
+                            attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+                            message_id: row.try_get("message_id")?,
+                            envelope_from: row.try_get("envelope_from")?,
+                            recipients: split_recipients(row.try_get("recipients")?),
+                            message: row.try_get("message")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            } else {
+                Vec::new()
+            };
             tx.commit().await?;
+            claimed
         });
-        Ok(())
+        rows.sort_by_key(|claimed| claimed.id);
+        Ok(rows)
     }
 
     /// §8's crash rule: a `sending` message whose lease has expired may have been handed over
-    /// (a message is claimed only right before its send starts), so it becomes `unknown`,
+    /// (a message is claimed only shortly before its send starts), so it becomes `unknown`,
     /// held for a person. Returns how many.
     pub async fn expire_leases(&self) -> Result<u64, StoreError> {
         const EXPIRE: &str = "UPDATE mailroom_outbox SET state = 'unknown', error = $1 \

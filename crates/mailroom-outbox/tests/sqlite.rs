@@ -33,11 +33,55 @@ async fn enqueue_is_idempotent_on_the_message_id() {
     assert_eq!(second[0].id, first[0].id);
     assert_eq!(second[4].id, first[0].id, "same Message-ID, same message, whatever the recipient");
     assert_eq!(store.counts().await.unwrap().queued, 4);
+    // Many messages at once go in multi-row INSERTs of 100: a Message-ID repeated within one
+    // call, in the same statement or a later one, is the first one's duplicate.
+    let mut many = messages(250);
+    many.insert(150, message(120, "again@example.com"));
+    many.insert(10, message(5, "again@example.com"));
+    let third = store.enqueue(&many).await.unwrap();
+    assert_eq!(third.len(), 252);
+    let repeated: Vec<usize> = (0..third.len()).filter(|&i| third[i].duplicate).collect();
+    assert_eq!(repeated, [0, 1, 2, 3, 10, 151], "the four stored before, then the two repeats");
+    assert_eq!(third[10].id, third[5].id, "order-5 again");
+    assert_eq!(third[151].id, third[121].id, "order-120 again");
+    assert_eq!(third[0].id, first[0].id);
+    assert_eq!(store.counts().await.unwrap().queued, 250);
     // The file is WAL and survives reopening.
     drop(store);
     let reopened = sqlite_store(&dir).await;
-    assert_eq!(reopened.counts().await.unwrap().queued, 4);
+    assert_eq!(reopened.counts().await.unwrap().queued, 250);
     assert!(dir.path().join("outbox.db-wal").exists());
+}
+
+/// An ERP inserting a row itself (ARCHITECTURE.md "The outbox table") fills only the required
+/// columns; the defaults fill the rest, `created_ms` included: written with `julianday`, not
+/// `unixepoch('subsec')`, so an ERP's own SQLite older than 3.42 can insert too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_of_only_the_required_columns_gets_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let erp = sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join("outbox.db").display())).await.unwrap();
+    let before = mailroom_outbox::now_ms();
+    sqlx::query(
+        "INSERT INTO mailroom_outbox (message_id, envelope_from, recipients, message) \
+         VALUES ('<erp-1@company.com>', 'erp@company.com', 'ada@example.com', CAST('Subject: hi\r\n\r\nhello\r\n' AS BLOB)) \
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .execute(&erp)
+    .await
+    .unwrap();
+    let after = mailroom_outbox::now_ms();
+    let (state, attempts, not_before_ms, created_ms): (String, i64, i64, i64) = sqlx::query_as(
+        "SELECT state, attempts, not_before_ms, created_ms FROM mailroom_outbox WHERE message_id = '<erp-1@company.com>'",
+    )
+    .fetch_one(&erp)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), attempts, not_before_ms), ("queued", 0, 0));
+    // julianday keeps milliseconds; the float arithmetic may land one below.
+    assert!((before - 1..=after).contains(&created_ms), "{before} <= {created_ms} <= {after}");
+    erp.close().await;
+    assert_eq!(store.counts().await.unwrap().queued, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +236,9 @@ async fn a_stop_signal_finishes_what_is_in_flight() {
     assert_eq!(counts.sent, summary.sent);
     assert_eq!(counts.sent + counts.queued, 40);
     assert!(summary.sent > 0 && summary.sent < 40, "{summary:?}");
+    // Messages claimed ahead of the sends but never started went back as they were.
+    let queued = store.list(Some(State::Queued), 100).await.unwrap();
+    assert!(queued.iter().all(|m| m.attempts == 0), "{queued:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

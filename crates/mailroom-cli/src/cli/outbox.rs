@@ -280,31 +280,40 @@ async fn enqueue(
             }
         };
         let mut lines = std::io::BufReader::new(file).lines().enumerate();
+        let shared = Arc::new((renderer, sender));
+        // Two stages overlap: while one chunk's transaction commits, the next one renders on
+        // the other cores. A chunk's ids are reported only after its commit.
+        let mut rendered: Option<Vec<NewMessage>> = None;
         loop {
-            let mut chunk: Vec<(usize, String)> = Vec::with_capacity(ENQUEUE_CHUNK);
-            for (index, line) in lines.by_ref() {
-                match line {
-                    Ok(line) if line.trim().is_empty() => continue,
-                    Ok(line) => chunk.push((index + 1, line)),
-                    Err(e) => {
-                        reporter.usage(
-                            Some(service),
-                            started,
-                            &format!("{}: line {}: {e}", batch.display(), index + 1),
-                            &[],
-                        );
-                        return EXIT_USAGE;
+            let chunk = match read_chunk(&mut lines) {
+                Ok(chunk) => chunk,
+                Err((number, e)) => {
+                    if let Some(messages) = rendered.take()
+                        && let Err(code) = store_chunk(messages, &mut ids).await
+                    {
+                        return code;
                     }
+                    reporter.usage(Some(service), started, &format!("{}: line {number}: {e}", batch.display()), &[]);
+                    return EXIT_USAGE;
                 }
-                if chunk.len() == ENQUEUE_CHUNK {
-                    break;
-                }
+            };
+            let rendering = (!chunk.is_empty()).then(|| {
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || render_chunk(&shared.0, &shared.1, &chunk))
+            });
+            if let Some(messages) = rendered.take()
+                && let Err(code) = store_chunk(messages, &mut ids).await
+            {
+                return code;
             }
-            if chunk.is_empty() {
-                break;
-            }
-            let rendered = match render_chunk(&renderer, &sender, &chunk) {
-                Ok(rendered) => rendered,
+            let Some(rendering) = rendering else { break };
+            let result = match rendering.await {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => Err("rendering was cancelled".to_owned()),
+            };
+            match result {
+                Ok(messages) => rendered = Some(messages),
                 Err(reason) => {
                     let stored = ids.len();
                     reporter.usage(
@@ -318,9 +327,6 @@ async fn enqueue(
                     );
                     return EXIT_USAGE;
                 }
-            };
-            if let Err(code) = store_chunk(rendered, &mut ids).await {
-                return code;
             }
         }
     }
@@ -335,6 +341,25 @@ async fn enqueue(
         ));
     }
     EXIT_OK
+}
+
+/// The next [`ENQUEUE_CHUNK`] non-blank lines with their 1-based numbers (fewer at the end of
+/// the file, none after it); a read error names its line.
+fn read_chunk(
+    lines: &mut impl Iterator<Item = (usize, std::io::Result<String>)>,
+) -> Result<Vec<(usize, String)>, (usize, std::io::Error)> {
+    let mut chunk = Vec::with_capacity(ENQUEUE_CHUNK);
+    for (index, line) in lines.by_ref() {
+        match line {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => chunk.push((index + 1, line)),
+            Err(e) => return Err((index + 1, e)),
+        }
+        if chunk.len() == ENQUEUE_CHUNK {
+            break;
+        }
+    }
+    Ok(chunk)
 }
 
 /// Renders a chunk of batch lines on every core; the first bad line's error names it.

@@ -13,7 +13,7 @@ CREATE TABLE mailroom_outbox (
                     CHECK (state IN ('queued', 'sending', 'sent', 'failed', 'unknown')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     not_before_ms   INTEGER NOT NULL DEFAULT 0,
-    created_ms      INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    created_ms      INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
     claimed_by      TEXT,
     claim_token     INTEGER,
     lease_until_ms  INTEGER,
