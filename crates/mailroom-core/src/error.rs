@@ -435,12 +435,7 @@ impl SendError {
     /// assert_eq!(guessed.service(), Some(ServiceKind::WebMail));
     /// ```
     pub fn service(&self) -> Option<ServiceKind> {
-        self.0.service.or_else(|| match self.0.field.and_then(|f| f.split('.').next()) {
-            Some("web_mail") => Some(ServiceKind::WebMail),
-            Some("exchange") => Some(ServiceKind::Exchange),
-            Some("email_services") => Some(ServiceKind::EmailServices),
-            _ => None,
-        })
+        self.0.service.or_else(|| self.0.field.and_then(crate::config::Field::from_name).and_then(|f| f.service()))
     }
 
     /// The redacted session transcript, if the driver recorded one.

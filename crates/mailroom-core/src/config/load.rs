@@ -7,6 +7,7 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use super::checks;
+use super::field::{Field, KeySet};
 use super::{
     CompanyEmail, DEFAULT_TIMEOUT, EwsAuth, EwsConfig, GmailConfig, OutboxConfig, ServiceConfig, SmtpConfig, TlsMode,
 };
@@ -16,75 +17,9 @@ use crate::secret::Secret;
 
 mod oauth;
 
-/// Every field name a config can have, dotted (CONTRACT: these are the JSON `field` values).
-pub const FIELDS: &[&str] = &[
-    "service",
-    "email_address",
-    "display_name",
-    "web_mail",
-    "web_mail.server",
-    "web_mail.port",
-    "web_mail.enable_ssl",
-    "web_mail.tls",
-    "web_mail.username",
-    "web_mail.password",
-    "web_mail.password_env",
-    "web_mail.ca_file",
-    "web_mail.timeout_secs",
-    "web_mail.allow_plaintext_auth",
-    "web_mail.auth",
-    "web_mail.oauth",
-    "web_mail.oauth.provider",
-    "web_mail.oauth.tenant",
-    "web_mail.oauth.client_id",
-    "web_mail.oauth.client_secret",
-    "web_mail.oauth.client_secret_env",
-    "web_mail.oauth.auth",
-    "web_mail.oauth.refresh_token",
-    "web_mail.oauth.refresh_token_env",
-    "web_mail.oauth.token_file",
-    "web_mail.oauth.authority",
-    "web_mail.oauth.auth_uri",
-    "web_mail.oauth.token_uri",
-    "exchange",
-    "exchange.uri",
-    "exchange.domain",
-    "exchange.username",
-    "exchange.password",
-    "exchange.password_env",
-    "exchange.auth",
-    "exchange.client_id",
-    "exchange.client_secret",
-    "exchange.client_secret_env",
-    "exchange.tenant",
-    "exchange.ca_file",
-    "exchange.timeout_secs",
-    "email_services",
-    "email_services.provider",
-    "email_services.client_id",
-    "email_services.client_secret",
-    "email_services.client_secret_env",
-    "email_services.refresh_token",
-    "email_services.refresh_token_env",
-    "email_services.token_file",
-    "email_services.auth_uri",
-    "email_services.token_uri",
-    "email_services.api_base",
-    "email_services.timeout_secs",
-    "email_services.tenant",
-    "email_services.auth",
-    "email_services.authority",
-    "outbox",
-    "outbox.url",
-    "outbox.concurrency",
-    "outbox.rate_per_minute",
-    "outbox.daily_quota",
-    "outbox.max_attempts",
-    "outbox.lease_secs",
-];
-
-const TOP_KEYS: &[&str] =
-    &["service", "email_address", "display_name", "web_mail", "exchange", "email_services", "outbox"];
+/// Every field name a config can have, dotted (CONTRACT: these are the JSON `field` values):
+/// the names of [`Field::ALL`], in the same order.
+pub const FIELDS: &[&str] = &Field::NAMES;
 
 /// Google's OAuth2 authorization endpoint.
 pub(super) const GOOGLE_AUTH_URI: &str = "https://accounts.google.com/o/oauth2/v2/auth";
@@ -200,19 +135,10 @@ impl std::fmt::Display for ConfigProblems {
 impl std::error::Error for ConfigProblems {}
 
 /// The dotted name of `key` in `section` (itself dotted for nested sections such as
-/// `web_mail.oauth`), as a `'static` str from [`FIELDS`].
+/// `web_mail.oauth`), as a `'static` str from [`Field`].
 pub(super) fn field(section: &str, key: &str) -> &'static str {
-    FIELDS
-        .iter()
-        .copied()
-        .find(|name| {
-            if section.is_empty() {
-                *name == key
-            } else {
-                name.strip_prefix(section).and_then(|rest| rest.strip_prefix('.')) == Some(key)
-            }
-        })
-        .unwrap_or_else(|| panic!("{section}.{key} is missing from FIELDS"))
+    let dotted = if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") };
+    Field::from_name(&dotted).unwrap_or_else(|| panic!("{dotted} is not a config Field")).name()
 }
 
 #[derive(Clone, Copy)]
@@ -445,7 +371,7 @@ pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<L
 
     let mut loader = Loader { issues: Vec::new(), env };
     let top = Section { name: "", table: &root };
-    loader.check_unknown_keys(&top, TOP_KEYS);
+    loader.check_unknown_keys(&top, &Field::keys_of(KeySet::Top));
 
     let service = loader.required_string(&top, "service", "\"web_mail\" (or \"exchange\", \"email_services\")");
     let address = loader
@@ -530,23 +456,8 @@ fn load_required<T>(
     }
 }
 
-const SMTP_KEYS: &[&str] = &[
-    "server",
-    "port",
-    "enable_ssl",
-    "tls",
-    "username",
-    "password",
-    "password_env",
-    "ca_file",
-    "timeout_secs",
-    "allow_plaintext_auth",
-    "auth",
-    "oauth",
-];
-
 fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfig> {
-    loader.check_unknown_keys(section, SMTP_KEYS);
+    loader.check_unknown_keys(section, &Field::keys_of(KeySet::WebMail));
     let server = loader.required_string(section, "server", "\"smtp.company.com\"").filter(|server| {
         match checks::check_server_host(server) {
             Ok(()) => true,
@@ -648,23 +559,8 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
     })
 }
 
-const EWS_KEYS: &[&str] = &[
-    "uri",
-    "domain",
-    "username",
-    "password",
-    "password_env",
-    "auth",
-    "client_id",
-    "client_secret",
-    "client_secret_env",
-    "tenant",
-    "ca_file",
-    "timeout_secs",
-];
-
 fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig> {
-    loader.check_unknown_keys(section, EWS_KEYS);
+    loader.check_unknown_keys(section, &Field::keys_of(KeySet::Exchange));
     let uri = loader
         .required_string(section, "uri", "\"https://outlook.office365.com/EWS/Exchange.asmx\"")
         .and_then(|uri| checks::check_endpoint(&uri).map_err(|m| loader.error(field("exchange", "uri"), m)).ok());
@@ -762,22 +658,8 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
     })
 }
 
-const GMAIL_KEYS: &[&str] = &[
-    "provider",
-    "client_id",
-    "client_secret",
-    "client_secret_env",
-    "refresh_token",
-    "refresh_token_env",
-    "token_file",
-    "auth_uri",
-    "token_uri",
-    "api_base",
-    "timeout_secs",
-];
-
 fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailConfig> {
-    loader.check_unknown_keys(section, GMAIL_KEYS);
+    loader.check_unknown_keys(section, &Field::keys_of(KeySet::Gmail));
     let google = oauth::load_google(loader, section);
     let api_base = oauth::endpoint(loader, section, "api_base", GMAIL_API_BASE);
     let timeout = loader.timeout(section);
@@ -794,10 +676,8 @@ fn load_gmail(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<GmailCon
     })
 }
 
-const OUTBOX_KEYS: &[&str] = &["url", "concurrency", "rate_per_minute", "daily_quota", "max_attempts", "lease_secs"];
-
 fn load_outbox(loader: &mut Loader<'_>, section: &Section<'_>) -> OutboxConfig {
-    loader.check_unknown_keys(section, OUTBOX_KEYS);
+    loader.check_unknown_keys(section, &Field::keys_of(KeySet::Outbox));
     let url = loader.string(section, "url").filter(|url| {
         let url = url.trim();
         let sqlite_path = url.strip_prefix("sqlite:").map(|rest| rest.trim_start_matches("//"));

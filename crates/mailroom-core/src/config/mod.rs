@@ -1,6 +1,7 @@
 //! The Company Email config (CONTRACT: DESIGN.md §4): typed model, TOML loading, and validation that reports every bad field at once.
 
 pub mod checks;
+mod field;
 mod load;
 mod oauth;
 
@@ -13,6 +14,7 @@ use crate::error::ServiceKind;
 use crate::provider::Provider;
 use crate::secret::Secret;
 
+pub use field::Field;
 pub use load::{ConfigIssue, ConfigProblems, FIELDS, LoadedConfig, Severity};
 pub use oauth::{
     GOOGLE_SMTP_SCOPE, GRAPH_API_BASE, GRAPH_APP_SCOPE, GRAPH_DELEGATED_SCOPE, GoogleOAuth, GraphConfig,

@@ -4,52 +4,10 @@ use super::{GOOGLE_AUTH_URI, GOOGLE_TOKEN_URI};
 use super::{Loader, Section, field, load_gmail};
 use crate::config::ServiceConfig;
 use crate::config::checks;
+use crate::config::field::{Field, KeySet};
 use crate::config::oauth::{
     GRAPH_API_BASE, GoogleOAuth, GraphConfig, MICROSOFT_AUTHORITY, MicrosoftAuth, MicrosoftOAuth, SmtpOAuth,
 };
-
-/// The keys of `[email_services]` with `provider = "microsoft"`.
-const GRAPH_KEYS: &[&str] = &[
-    "provider",
-    "tenant",
-    "client_id",
-    "client_secret",
-    "client_secret_env",
-    "auth",
-    "refresh_token",
-    "refresh_token_env",
-    "token_file",
-    "authority",
-    "api_base",
-    "timeout_secs",
-];
-
-/// The keys of `[web_mail.oauth]` with `provider = "microsoft"`.
-const SMTP_MICROSOFT_KEYS: &[&str] = &[
-    "provider",
-    "tenant",
-    "client_id",
-    "client_secret",
-    "client_secret_env",
-    "auth",
-    "refresh_token",
-    "refresh_token_env",
-    "token_file",
-    "authority",
-];
-
-/// The keys of `[web_mail.oauth]` with `provider = "gmail"`.
-const SMTP_GOOGLE_KEYS: &[&str] = &[
-    "provider",
-    "client_id",
-    "client_secret",
-    "client_secret_env",
-    "refresh_token",
-    "refresh_token_env",
-    "token_file",
-    "auth_uri",
-    "token_uri",
-];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OAuthProvider {
@@ -87,7 +45,7 @@ pub(super) fn load_email_services(loader: &mut Loader<'_>, section: &Section<'_>
     match provider(loader, section, Some(OAuthProvider::Gmail))? {
         OAuthProvider::Gmail => load_gmail(loader, section).map(ServiceConfig::EmailServices),
         OAuthProvider::Microsoft => {
-            loader.check_unknown_keys(section, GRAPH_KEYS);
+            loader.check_unknown_keys(section, &Field::keys_of(KeySet::Graph));
             let oauth = load_microsoft(loader, section);
             let api_base = endpoint(loader, section, "api_base", GRAPH_API_BASE);
             let timeout = loader.timeout(section);
@@ -157,11 +115,11 @@ pub(super) fn load_smtp_oauth(
     let section = Section { name: "web_mail.oauth", table };
     let oauth = match provider(loader, &section, None) {
         Some(OAuthProvider::Microsoft) => {
-            loader.check_unknown_keys(&section, SMTP_MICROSOFT_KEYS);
+            loader.check_unknown_keys(&section, &Field::keys_of(KeySet::WebMailOAuthMicrosoft));
             load_microsoft(loader, &section).map(SmtpOAuth::Microsoft)
         }
         Some(OAuthProvider::Gmail) => {
-            loader.check_unknown_keys(&section, SMTP_GOOGLE_KEYS);
+            loader.check_unknown_keys(&section, &Field::keys_of(KeySet::WebMailOAuthGoogle));
             load_google(loader, &section).map(SmtpOAuth::Google)
         }
         None => None,
