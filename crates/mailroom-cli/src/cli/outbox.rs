@@ -213,7 +213,7 @@ fn elapsed_ms(started: Instant) -> u64 {
 }
 
 /// How many messages are rendered and stored per transaction in a batch.
-const ENQUEUE_CHUNK: usize = 2_000;
+const ENQUEUE_CHUNK: usize = 1_000;
 
 async fn enqueue(
     config_path: &Path,
