@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use mailroom_core::config::GmailConfig;
 use mailroom_core::{ErrorKind, Secret, SendError};
-use mailroom_http::{ConsentError, Endpoints, LoopbackConsent, OAuthClient};
+use mailroom_http::{ConsentError, LoopbackConsent};
 
 use crate::error::scope_allows_send;
-use crate::http;
-use crate::token::{Grant, from_oauth};
+use crate::token::{Grant, from_oauth, google_oauth_client_trusting};
 
 /// The only scope mailroom asks for: send mail as the account, nothing else.
 pub const GMAIL_SEND_SCOPE: &str = "https://www.googleapis.com/auth/gmail.send";
@@ -175,11 +174,15 @@ impl ConsentFlow {
         login_hint: Option<&str>,
         extra_roots: &[rustls::pki_types::CertificateDer<'static>],
     ) -> Result<ConsentFlow, ConnectError> {
-        let http = http::client_for(&config.token_uri, config.timeout, extra_roots).map_err(ConnectError::Setup)?;
-        let endpoints =
-            Endpoints { token: config.token_uri.clone(), authorize: Some(config.auth_uri.clone()), device: None };
-        let client = OAuthClient::new(http, endpoints, config.client_id.clone(), Some(config.client_secret.clone()))
-            .reply_timeout(config.timeout);
+        let client = google_oauth_client_trusting(
+            &config.token_uri,
+            Some(&config.auth_uri),
+            &config.client_id,
+            &config.client_secret,
+            config.timeout,
+            extra_roots,
+        )
+        .map_err(ConnectError::Setup)?;
         let mut extra = vec![("access_type", "offline"), ("prompt", "consent")];
         if let Some(hint) = login_hint {
             extra.push(("login_hint", hint));

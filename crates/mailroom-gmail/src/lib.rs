@@ -43,7 +43,7 @@ mod transport;
 
 pub use connect::{ConnectError, Connected, ConsentFlow, GMAIL_SEND_SCOPE};
 pub use error::{ApiError, Endpoint, GmailError, TokenErrorBody};
-pub use token::{load_refresh_token, save_refresh_token};
+pub use token::{google_oauth_client, load_refresh_token, save_refresh_token};
 pub use transport::{GmailTransport, GmailTransportBuilder, MAX_UPLOAD_BYTES};
 
 /// The README's example, compiled (and run where it needs no server) as a doctest.

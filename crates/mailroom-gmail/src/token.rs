@@ -179,6 +179,59 @@ fn read_token_file(path: &Path, client_id: &str) -> Result<Secret, GmailError> {
     Ok(Secret::new(token))
 }
 
+/// Google's OAuth client for `client_id` at `token_uri` (and `auth_uri`, for the consent
+/// flow) on a client of this driver's (Google's trust, bounded replies, proxy and loopback
+/// rules), each reply within `timeout`: the one way mailroom builds it, for the Gmail API,
+/// `connect google` and Web Mail's XOAUTH2 with Google.
+///
+/// ```
+/// use mailroom_core::Secret;
+/// let token_uri = "https://oauth2.googleapis.com/token".parse().unwrap();
+/// let client = mailroom_gmail::google_oauth_client(
+///     &token_uri,
+///     None,
+///     "1-a.apps.googleusercontent.com",
+///     &Secret::new("secret"),
+///     std::time::Duration::from_secs(10),
+/// );
+/// assert!(client.is_ok());
+/// ```
+pub fn google_oauth_client(
+    token_uri: &url::Url,
+    auth_uri: Option<&url::Url>,
+    client_id: &str,
+    client_secret: &Secret,
+    timeout: Duration,
+) -> Result<OAuthClient, String> {
+    google_oauth_client_trusting(token_uri, auth_uri, client_id, client_secret, timeout, &[])
+}
+
+/// [`google_oauth_client`] trusting `extra_roots` too.
+pub(crate) fn google_oauth_client_trusting(
+    token_uri: &url::Url,
+    auth_uri: Option<&url::Url>,
+    client_id: &str,
+    client_secret: &Secret,
+    timeout: Duration,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<OAuthClient, String> {
+    let http = crate::http::client_for(token_uri, timeout, extra_roots)?;
+    Ok(google_oauth_client_on(http, token_uri, auth_uri, client_id, client_secret, timeout))
+}
+
+/// [`google_oauth_client`] on an existing client (the transport shares one with the API).
+pub(crate) fn google_oauth_client_on(
+    http: mailroom_http::HttpClient,
+    token_uri: &url::Url,
+    auth_uri: Option<&url::Url>,
+    client_id: &str,
+    client_secret: &Secret,
+    timeout: Duration,
+) -> OAuthClient {
+    let endpoints = mailroom_http::Endpoints { token: token_uri.clone(), authorize: auth_uri.cloned(), device: None };
+    OAuthClient::new(http, endpoints, client_id.to_owned(), Some(client_secret.clone())).reply_timeout(timeout)
+}
+
 /// Reads the refresh token from a token file written by [`save_refresh_token`] (or a file
 /// holding just the token), checking it was issued to `client_id`.
 ///

@@ -128,14 +128,14 @@ impl GmailTransportBuilder {
                 ));
             }
         };
-        let endpoints = mailroom_http::Endpoints::token_only(self.config.token_uri.clone());
-        let client = mailroom_http::OAuthClient::new(
+        let client = crate::token::google_oauth_client_on(
             token_http,
-            endpoints,
-            self.config.client_id.clone(),
-            Some(self.config.client_secret.clone()),
-        )
-        .reply_timeout(self.config.timeout);
+            &self.config.token_uri,
+            None,
+            &self.config.client_id,
+            &self.config.client_secret,
+            self.config.timeout,
+        );
         let source = Arc::new(RefreshTokenSource { client, refresh });
         let timeout = self.config.timeout;
         Ok(GmailTransport {

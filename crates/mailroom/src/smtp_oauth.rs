@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mailroom_core::config::{GOOGLE_SMTP_SCOPE, GoogleOAuth, SmtpOAuth};
 use mailroom_core::{ErrorKind, SendError, TokenSource};
-use mailroom_http::{ClientOptions, Endpoints, HttpClient, OAuthClient, OAuthError, OAuthTokenSource};
+use mailroom_http::{OAuthError, OAuthTokenSource};
 
 /// The token source for `oauth`, signing in as `username` (the SMTP user).
 pub(crate) fn token_source(
@@ -28,13 +28,14 @@ pub(crate) fn token_source(
 }
 
 fn google_source(google: &GoogleOAuth, timeout: Duration) -> Result<OAuthTokenSource, SendError> {
-    let endpoints =
-        Endpoints { token: google.token_uri.clone(), authorize: Some(google.auth_uri.clone()), device: None };
-    let options = ClientOptions::new(concat!("mailroom/", env!("CARGO_PKG_VERSION"))).connect_timeout(timeout);
-    let http = HttpClient::for_endpoint(&endpoints.token, &options)
-        .map_err(|e| SendError::invalid_config("web_mail.oauth.token_uri", e.to_string()))?;
-    let client = OAuthClient::new(http, endpoints, google.client_id.clone(), Some(google.client_secret.clone()))
-        .reply_timeout(timeout);
+    let client = mailroom_gmail::google_oauth_client(
+        &google.token_uri,
+        Some(&google.auth_uri),
+        &google.client_id,
+        &google.client_secret,
+        timeout,
+    )
+    .map_err(|e| SendError::invalid_config("web_mail.oauth.token_uri", e))?;
     let inline = google.refresh_token.clone();
     let file = google.token_file.clone();
     let client_id = google.client_id.clone();
