@@ -46,10 +46,15 @@ pub use lettre::message::Mailbox;
 pub struct ReadmeDoctests;
 
 /// Every variant of an enum, from strum's `VariantArray`, as the fixed-size array a public
-/// `ALL` constant is: the list lives only in the enum's declaration. A wrong `N` fails at
-/// compile time (index out of bounds in const evaluation).
-pub(crate) const fn every_variant<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
-    assert!(variants.len() == N, "ALL must list every variant");
+/// `ALL` constant is (`ErrorKind::ALL`, mailroom-events' `EventKind::ALL`): the list lives
+/// only in the enum's declaration. A wrong `N` fails at compile time.
+///
+/// ```
+/// const DIGITS: [u8; 3] = mailroom_core::every_variant(&[1, 2, 3]);
+/// assert_eq!(DIGITS, [1, 2, 3]);
+/// ```
+pub const fn every_variant<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
+    assert!(variants.len() == N, "N must be the number of variants");
     let mut all = [variants[0]; N];
     let mut i = 1;
     while i < N {

@@ -54,7 +54,7 @@ pub enum EventKind {
 impl EventKind {
     /// Every kind, in catalogue (declaration) order.
     pub const ALL: [EventKind; <EventKind as strum::EnumCount>::COUNT] =
-        every_variant(<EventKind as strum::VariantArray>::VARIANTS);
+        mailroom_core::every_variant(<EventKind as strum::VariantArray>::VARIANTS);
 
     /// The kind's name (CONTRACT), e.g. `overdue_invoice_reminder`.
     pub fn as_str(self) -> &'static str {
@@ -120,18 +120,6 @@ impl EventKind {
             EventKind::UserNotification => USER_NOTIFICATION_FIELDS,
         }
     }
-}
-
-/// [`EventKind::ALL`] from strum's list, so the kinds are listed only in the declaration.
-const fn every_variant<const N: usize>(variants: &[EventKind]) -> [EventKind; N] {
-    assert!(variants.len() == N, "ALL must list every kind");
-    let mut all = [variants[0]; N];
-    let mut i = 1;
-    while i < N {
-        all[i] = variants[i];
-        i += 1;
-    }
-    all
 }
 
 /// The name is not one of [`EventKind::ALL`]; the message lists the valid ones.
