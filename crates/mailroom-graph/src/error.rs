@@ -440,6 +440,19 @@ pub fn classify_api(step: Step, api: &ApiError, context: &Context) -> SendError 
                 "The app may send only for the mailboxes its application access policy (or RBAC for Applications scope) includes, and {mailbox} is not one of them: in Exchange Online PowerShell, add {mailbox} to the mail-enabled security group the policy names (New-ApplicationAccessPolicy -AppId <client_id> -PolicyScopeGroupId <group> -AccessRight RestrictAccess), check with Test-ApplicationAccessPolicy -Identity {mailbox} -AppId <client_id>; changes can take an hour to apply."
             ))
         }
+        (_, "ErrorAccessDenied" | "Authorization_RequestDenied" | "AccessDenied") | (403, "")
+            if matches!(step, Step::CreateDraft | Step::Upload) =>
+        {
+            // Microsoft: drafts and upload sessions need Mail.ReadWrite; Mail.Send only sends.
+            let hint = match context.auth {
+                MicrosoftAuth::Application => format!(
+                    "Messages above 3,000,000 bytes go to Graph as a draft with attachment uploads, which needs the application permission Mail.ReadWrite besides Mail.Send: Entra admin centre → Identity → Applications → App registrations → your app → API permissions → Add a permission → Microsoft Graph → Application permissions → Mail.ReadWrite, then \"Grant admin consent for {}\" (an application access policy limits it to the same mailboxes as Mail.Send). Or send such messages through Web Mail with auth = \"oauth\".",
+                    context.tenant
+                ),
+                MicrosoftAuth::Delegated => "Messages above 3,000,000 bytes go to Graph as a draft with attachment uploads, which needs the delegated permission Mail.ReadWrite; mailroom's sign-in asks for Mail.Send only. Send such messages through Web Mail with auth = \"oauth\" (35 MB), or keep them under 3,000,000 bytes.".to_owned(),
+            };
+            error(ErrorKind::PermissionDenied).with_field(field("auth")).with_hint(hint)
+        }
         (_, "ErrorAccessDenied" | "Authorization_RequestDenied" | "AccessDenied") | (403, "") => {
             let hint = match context.auth {
                 MicrosoftAuth::Application => format!(

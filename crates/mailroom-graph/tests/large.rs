@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use mailroom_core::config::{CompanyEmail, ServiceConfig};
 use mailroom_core::{Attachment, ErrorKind, MessageDraft, OutgoingMessage, SendError, Transport};
 use mailroom_graph::{GraphTransport, UPLOAD_CHUNK_BYTES};
-use mailroom_testkit::{GraphDraft, MicrosoftTenant, MockMicrosoft365};
+use mailroom_testkit::{GraphDraft, MicrosoftFault, MicrosoftTenant, MockMicrosoft365};
 
 /// The secret part of the mock's upload URLs.
 const AUTHTOKEN: &str = "mock-authtoken-";
@@ -216,4 +216,16 @@ async fn a_message_whose_text_alone_is_too_large_is_refused_before_any_request()
     assert_eq!(error.kind(), ErrorKind::MessageTooLarge);
     assert!(error.detail().contains("non-file parts alone"), "{}", error.detail());
     assert!(mock.requests().await.is_empty(), "nothing was sent, not even a token request");
+}
+
+#[tokio::test]
+async fn an_app_with_mail_send_only_is_told_that_drafts_need_mail_read_write() {
+    let mock = MockMicrosoft365::start(MicrosoftTenant::company()).await;
+    let config = config(&mock, "application");
+    mock.graph_fault(MicrosoftFault::always(403, "graph_403_access_denied.json"));
+    let message = message(&config, vec![Attachment::guess("scan.pdf", file(3_500_000, 6))]);
+    let error = transport(&config).send(&message).await.unwrap_err();
+    assert_eq!((error.kind(), error.field()), (ErrorKind::PermissionDenied, Some("email_services.auth")));
+    assert!(error.remediation().iter().any(|hint| hint.contains("Mail.ReadWrite")), "{:?}", error.remediation());
+    assert!(mock.drafts().is_empty());
 }
