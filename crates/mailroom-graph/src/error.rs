@@ -449,7 +449,7 @@ pub fn classify_api(step: Step, api: &ApiError, context: &Context) -> SendError 
                     "Messages above 3,000,000 bytes go to Graph as a draft with attachment uploads, which needs the application permission Mail.ReadWrite besides Mail.Send: Entra admin centre → Identity → Applications → App registrations → your app → API permissions → Add a permission → Microsoft Graph → Application permissions → Mail.ReadWrite, then \"Grant admin consent for {}\" (an application access policy limits it to the same mailboxes as Mail.Send). Or send such messages through Web Mail with auth = \"oauth\".",
                     context.tenant
                 ),
-                MicrosoftAuth::Delegated => "Messages above 3,000,000 bytes go to Graph as a draft with attachment uploads, which needs the delegated permission Mail.ReadWrite; mailroom's sign-in asks for Mail.Send only. Send such messages through Web Mail with auth = \"oauth\" (35 MB), or keep them under 3,000,000 bytes.".to_owned(),
+                MicrosoftAuth::Delegated => "Messages above 3,000,000 bytes go to Graph as a draft with attachment uploads, which needs the delegated permission Mail.ReadWrite: add it under the app registration's API permissions (Microsoft Graph → Delegated permissions → Mail.ReadWrite), then run `mailroom connect microsoft` again so the account consents to it (a refresh token granted before mailroom asked for Mail.ReadWrite does not carry it). Or send such messages through Web Mail with auth = \"oauth\" (35 MB).".to_owned(),
             };
             error(ErrorKind::PermissionDenied).with_field(field("auth")).with_hint(hint)
         }

@@ -153,7 +153,7 @@ enum ConnectProvider {
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         wait_secs: u64,
     },
-    /// Sign in to Microsoft 365 as the Company Email (auth = "delegated"): [email_services] provider = "microsoft" (Graph Mail.Send) or [web_mail.oauth] provider = "microsoft" (SMTP.Send).
+    /// Sign in to Microsoft 365 as the Company Email (auth = "delegated"): [email_services] provider = "microsoft" (Graph Mail.Send and Mail.ReadWrite) or [web_mail.oauth] provider = "microsoft" (SMTP.Send).
     Microsoft {
         /// The Company Email config file (TOML) with auth = "delegated" and a token_file.
         #[arg(long, value_name = "FILE")]

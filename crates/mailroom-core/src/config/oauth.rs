@@ -9,8 +9,12 @@ pub const MICROSOFT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const GRAPH_API_BASE: &str = "https://graph.microsoft.com";
 /// The client-credentials scope for Graph (`Mail.Send` application permission).
 pub const GRAPH_APP_SCOPE: &str = "https://graph.microsoft.com/.default";
-/// The delegated scopes for Graph `sendMail` with a refresh token.
-pub const GRAPH_DELEGATED_SCOPE: &str = "https://graph.microsoft.com/Mail.Send offline_access openid email profile";
+/// The delegated scopes for Graph with a refresh token: `Mail.Send` for `sendMail`, and
+/// `Mail.ReadWrite` for the draft and attachment uploads that carry messages above one 4 MB
+/// request (user-consentable, like `Mail.Send`; the sign-in is the Company Email account
+/// itself, so it reaches no other mailbox).
+pub const GRAPH_DELEGATED_SCOPE: &str =
+    "https://graph.microsoft.com/Mail.Send https://graph.microsoft.com/Mail.ReadWrite offline_access openid email profile";
 /// The client-credentials scope for Exchange Online SMTP (`SMTP.SendAsApp`).
 pub const OUTLOOK_APP_SCOPE: &str = "https://outlook.office365.com/.default";
 /// The delegated scopes for Exchange Online SMTP (`SMTP.Send`) with a refresh token.
