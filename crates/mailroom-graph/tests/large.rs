@@ -7,37 +7,11 @@ use mailroom_core::{Attachment, ErrorKind, MessageDraft, OutgoingMessage, SendEr
 use mailroom_graph::{GraphTransport, UPLOAD_CHUNK_BYTES};
 use mailroom_testkit::{GraphDraft, MicrosoftFault, MicrosoftTenant, MockMicrosoft365};
 
+mod common;
+use common::{config, transport};
+
 /// The secret part of the mock's upload URLs.
 const AUTHTOKEN: &str = "mock-authtoken-";
-
-fn config(mock: &MockMicrosoft365, auth: &str) -> CompanyEmail {
-    let tenant = mock.tenant();
-    let credentials = match auth {
-        "application" => "client_secret_env = \"MS_SECRET\"",
-        _ => "refresh_token_env = \"MS_REFRESH\"",
-    };
-    let text = format!(
-        "service = \"email_services\"\nemail_address = \"{}\"\n[email_services]\nprovider = \"microsoft\"\ntenant = \"{}\"\nclient_id = \"{}\"\n{credentials}\nauth = \"{auth}\"\nauthority = \"{uri}\"\napi_base = \"{uri}\"\ntimeout_secs = 5\n",
-        tenant.mailbox,
-        tenant.tenant,
-        tenant.client_id,
-        uri = mock.uri()
-    );
-    let secret = tenant.client_secret.clone();
-    let refresh = tenant.refresh_token.clone();
-    CompanyEmail::from_toml(&text, &move |name| match name {
-        "MS_SECRET" => secret.clone(),
-        "MS_REFRESH" => Some(refresh.clone()),
-        _ => None,
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{text}"))
-    .config
-}
-
-fn transport(config: &CompanyEmail) -> GraphTransport {
-    let ServiceConfig::Graph(graph) = &config.service else { panic!("not graph") };
-    GraphTransport::new(config.sender.clone(), graph).unwrap()
-}
 
 /// Bytes that base64 cannot compress and a shifted copy would not match.
 fn file(size: usize, seed: u32) -> Vec<u8> {

@@ -13,8 +13,7 @@ pub const GRAPH_APP_SCOPE: &str = "https://graph.microsoft.com/.default";
 /// `Mail.ReadWrite` for the draft and attachment uploads that carry messages above one 4 MB
 /// request (user-consentable, like `Mail.Send`; the sign-in is the Company Email account
 /// itself, so it reaches no other mailbox).
-pub const GRAPH_DELEGATED_SCOPE: &str =
-    "https://graph.microsoft.com/Mail.Send https://graph.microsoft.com/Mail.ReadWrite offline_access openid email profile";
+pub const GRAPH_DELEGATED_SCOPE: &str = "https://graph.microsoft.com/Mail.Send https://graph.microsoft.com/Mail.ReadWrite offline_access openid email profile";
 /// The client-credentials scope for Exchange Online SMTP (`SMTP.SendAsApp`).
 pub const OUTLOOK_APP_SCOPE: &str = "https://outlook.office365.com/.default";
 /// The delegated scopes for Exchange Online SMTP (`SMTP.Send`) with a refresh token.
