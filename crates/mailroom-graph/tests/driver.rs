@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailroom_core::config::{CompanyEmail, ServiceConfig};
+use mailroom_core::config::CompanyEmail;
 use mailroom_core::conformance::{ConformanceHarness, ReceivedMessage, run_suite};
 use mailroom_core::{ErrorKind, Mailbox, MessageDraft, Retry, StepOutcome, Transport};
 use mailroom_graph::GraphTransport;
