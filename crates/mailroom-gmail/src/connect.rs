@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use mailroom_core::config::GmailConfig;
 use mailroom_core::{ErrorKind, Secret, SendError};
-use mailroom_http::{ConsentError, LoopbackConsent};
+use mailroom_http::{ConsentError, LoopbackConsent, Token};
 
 use crate::error::scope_allows_send;
-use crate::token::{Grant, from_oauth, google_oauth_client_trusting};
+use crate::token::{from_oauth, google_oauth_client_trusting};
 
 /// The only scope mailroom asks for: send mail as the account, nothing else.
 pub const GMAIL_SEND_SCOPE: &str = "https://www.googleapis.com/auth/gmail.send";
@@ -218,9 +218,8 @@ impl ConsentFlow {
     /// nothing cannot hold the flow up. If the deadline passes after a request with another
     /// `state`, the error is [`ConnectError::StateMismatch`], else [`ConnectError::TimedOut`].
     pub async fn finish(self, wait: Duration) -> Result<Connected, ConnectError> {
-        let issued = std::time::Instant::now();
         let expected_account = self.expected_account;
-        let accept = move |token, _transcript| check_grant(Grant::from_token(token, issued), expected_account);
+        let accept = move |token, _transcript| check_grant(token, expected_account);
         self.consent.finish_with(wait, accept).await.map_err(|error| match error {
             ConsentError::Listen(io) => ConnectError::Listen(io),
             ConsentError::Denied { error, description } => ConnectError::Denied { error, description },
@@ -235,7 +234,7 @@ impl ConsentFlow {
 }
 
 /// What a grant must be to be stored: able to send, with a refresh token, for the expected account.
-fn check_grant(grant: Grant, expected_account: Option<String>) -> Result<Connected, ConnectError> {
+fn check_grant(grant: Token, expected_account: Option<String>) -> Result<Connected, ConnectError> {
     {
         // Google's granular consent screen lets the user untick the send scope and still
         // returns a refresh token: one that can never send. Refuse it rather than store it.
@@ -244,15 +243,16 @@ fn check_grant(grant: Grant, expected_account: Option<String>) -> Result<Connect
         {
             return Err(ConnectError::ScopeNotGranted { scope: scope.to_owned() });
         }
-        let refresh_token = grant.refresh_token.ok_or(ConnectError::NoRefreshToken)?;
+        let refresh_token = grant.refresh.ok_or(ConnectError::NoRefreshToken)?;
+        let account = grant.id.as_ref().and_then(|id| id.account().map(str::to_owned));
         if let Some(expected) = expected_account {
-            match &grant.account {
+            match &account {
                 Some(signed_in) if signed_in.eq_ignore_ascii_case(&expected) => {}
                 Some(signed_in) => return Err(ConnectError::WrongAccount { signed_in: signed_in.clone(), expected }),
                 None => return Err(ConnectError::UnknownAccount { expected }),
             }
         }
-        Ok(Connected { refresh_token, scope: grant.scope, account: grant.account })
+        Ok(Connected { refresh_token, scope: grant.scope, account })
     }
 }
 

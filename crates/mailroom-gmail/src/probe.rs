@@ -6,7 +6,7 @@
 //! message, then refuses it with `400 invalidArgument "Recipient address required"`: that
 //! refusal is the success signal, and no mail can go out.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mailroom_core::{ErrorKind, ProbeReport, SendError, StepOutcome, Transcript};
 
@@ -22,19 +22,30 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
     let started = Instant::now();
     let grant = match inner.source.grant(&mut transcript).await {
         Ok(grant) => grant,
-        Err(error) => {
-            report.step("token", StepOutcome::Failed, started.elapsed(), error.to_string());
+        Err(failure) => {
+            let (shown, error) = match failure {
+                Ok(refused) => {
+                    let error = crate::token::from_oauth(refused);
+                    (error.to_string(), error.into_send_error(transcript))
+                }
+                // The token file, read before any exchange: its error says what is wrong.
+                Err(unusable) => (unusable.detail().to_owned(), unusable),
+            };
+            report.step("token", StepOutcome::Failed, started.elapsed(), shown);
             report.step("api", StepOutcome::Skipped, Default::default(), "needs an access token");
-            report.error = Some(error.into_send_error(transcript));
+            report.error = Some(error);
             return report;
         }
     };
-    let lifetime = grant.expires_in.map(|d| format!(", valid {} s", d.as_secs())).unwrap_or_default();
+    let lifetime = grant
+        .expires_in
+        .map(|secs| format!(", valid {} s", Duration::from_secs(secs).min(mailroom_http::MAX_TOKEN_LIFETIME).as_secs()))
+        .unwrap_or_default();
     report.step(
         "token",
         StepOutcome::Ok,
         started.elapsed(),
-        format!("refresh token accepted by {}{lifetime}", inner.source.client.endpoints().token),
+        format!("refresh token accepted by {}{lifetime}", inner.source.client().endpoints().token),
     );
 
     match grant.scope.as_deref() {
@@ -71,7 +82,7 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
     );
     let upload = http::Upload {
         url: &inner.send_url,
-        token: &grant.access_token,
+        token: &grant.access,
         body: probe_message.into_bytes(),
         what: "a message without recipients",
         timeout: inner.timeout,
@@ -87,7 +98,7 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
         }
     };
     let status = reply.status;
-    match interpret(reply, SystemTime::now(), &[grant.access_token.expose()]) {
+    match interpret(reply, SystemTime::now(), &[grant.access.expose()]) {
         Ok((id, shown)) => {
             transcript.server(&format!("HTTP {status} {shown}"));
             report.step(

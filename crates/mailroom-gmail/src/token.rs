@@ -1,43 +1,14 @@
-//! Google OAuth2 tokens on mailroom-http's OAuth client: the refresh-token grant as core's `TokenSource`, its failures in this driver's words, and the token file (written owner-only and atomically, read with a warning when others can read it).
+//! Google OAuth2 tokens on mailroom-http's OAuth client: the refresh-token grant as mailroom-http's `OAuthTokenSource`, its failures in this driver's words, and the token file (written owner-only and atomically, read with a warning when others can read it).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use async_trait::async_trait;
-use mailroom_core::{AccessToken, Secret, SendError, TokenSource, Transcript};
-use mailroom_http::{OAuthClient, OAuthError, Token};
+use mailroom_core::config::GmailConfig;
+use mailroom_core::{Secret, SendError, Transcript};
+use mailroom_http::{ErrorMapper, OAuthClient, OAuthError, OAuthTokenSource, RefreshTokenProvider};
 
 use crate::error::{Endpoint, GmailError, TokenErrorBody};
-
-/// A successful token reply, as this driver uses it.
-pub(crate) struct Grant {
-    pub access_token: Secret,
-    /// `expires_in`, cut to a year (mailroom-http's bound).
-    pub expires_in: Option<Duration>,
-    pub scope: Option<String>,
-    pub refresh_token: Option<Secret>,
-    /// The signed-in account, from the `id_token` (`openid email`).
-    pub account: Option<String>,
-    issued: Instant,
-}
-
-impl Grant {
-    pub(crate) fn from_token(token: Token, issued: Instant) -> Grant {
-        Grant {
-            expires_in: token.expires_in.map(|s| Duration::from_secs(s).min(mailroom_http::MAX_TOKEN_LIFETIME)),
-            account: token.id.as_ref().and_then(|id| id.account().map(str::to_owned)),
-            access_token: token.access,
-            scope: token.scope,
-            refresh_token: token.refresh,
-            issued,
-        }
-    }
-
-    fn access(&self) -> AccessToken {
-        let expires_at = self.expires_in.and_then(|lifetime| self.issued.checked_add(lifetime));
-        AccessToken { token: self.access_token.clone(), expires_at }
-    }
-}
 
 /// mailroom-http's token failure in this driver's words: `TokenRefused` for an OAuth error,
 /// a throttled or failing server classified by status, `Malformed` on `token_uri` otherwise.
@@ -86,62 +57,35 @@ pub(crate) fn from_oauth(error: OAuthError) -> GmailError {
     }
 }
 
-/// Where the refresh token comes from.
-#[derive(Clone, Debug)]
-pub(crate) enum RefreshSource {
-    /// Given inline or by environment.
-    Inline(Secret),
-    /// Read from `token_file` at every refresh, so `mailroom connect google` fixes a running sender.
-    File(PathBuf),
-}
-
-/// The refresh-token grant as a core [`TokenSource`].
-pub(crate) struct RefreshTokenSource {
-    pub client: OAuthClient,
-    pub refresh: RefreshSource,
-}
-
-impl RefreshTokenSource {
-    /// The refresh token, from the config or the token file.
-    pub(crate) fn refresh_token(&self) -> Result<Secret, GmailError> {
-        match &self.refresh {
-            RefreshSource::Inline(secret) => Ok(secret.clone()),
-            RefreshSource::File(path) => read_token_file(path, self.client.client_id()),
+/// The refresh-token grant for `config` on `client`, as mailroom-http's [`OAuthTokenSource`]:
+/// the refresh token from the config, or re-read from `token_file` at every refresh (so
+/// `mailroom connect google` fixes a running sender), where a token Google rotates replaces
+/// the old one; failures classified as [`GmailError`]s.
+pub(crate) fn token_source(client: OAuthClient, config: &GmailConfig) -> Result<OAuthTokenSource, SendError> {
+    let provider: RefreshTokenProvider = match (&config.refresh_token, &config.token_file) {
+        (Some(token), _) => {
+            let token = token.clone();
+            Arc::new(move || Ok(token.clone()))
         }
-    }
-
-    /// One refresh-token grant, with the transcript of the exchange.
-    pub(crate) async fn grant(&self, transcript: &mut Transcript) -> Result<Grant, GmailError> {
-        let refresh_token = self.refresh_token()?;
-        let issued = Instant::now();
-        let token = self.client.refresh(&refresh_token, &[], transcript).await.map_err(from_oauth)?;
-        if let (RefreshSource::File(path), Some(new)) = (&self.refresh, &token.refresh)
-            && new.expose() != refresh_token.expose()
-        {
-            // Google may rotate the refresh token: the new one replaces the old in the file.
-            if let Err(error) = mailroom_http::replace_refresh_token(path, new.expose()) {
-                tracing::warn!(%error, "Google rotated the refresh token, and the new one could not be stored; the next run may need `mailroom connect google` again");
-            }
+        (None, Some(path)) => {
+            let path = path.clone();
+            let client_id = client.client_id().to_owned();
+            Arc::new(move || read_token_file(&path, &client_id).map_err(|e| e.into_send_error(Transcript::new())))
         }
-        Ok(Grant::from_token(token, issued))
-    }
-}
-
-#[async_trait]
-impl TokenSource for RefreshTokenSource {
-    async fn fetch_token(&self) -> Result<AccessToken, SendError> {
-        let mut transcript = Transcript::new();
-        match self.grant(&mut transcript).await {
-            Ok(grant) => {
-                tracing::debug!(expires_in = ?grant.expires_in, scope = ?grant.scope, "Google access token refreshed");
-                Ok(grant.access())
-            }
-            Err(error) => {
-                tracing::debug!(%error, "Google token refresh failed");
-                Err(error.into_send_error(transcript))
-            }
+        (None, None) => {
+            return Err(SendError::invalid_config(
+                "email_services.refresh_token_env",
+                "no refresh token: add token_file = \"google-token.json\" and run `mailroom connect google --config FILE`",
+            ));
         }
-    }
+    };
+    let map_error: ErrorMapper = Arc::new(|error, transcript| from_oauth(error).into_send_error(transcript));
+    let source = OAuthTokenSource::refresh_token(client, Vec::new(), provider, map_error);
+    Ok(match (&config.refresh_token, &config.token_file) {
+        // Google may rotate the refresh token: the new one replaces the old in the file.
+        (None, Some(path)) => source.store_rotated_refresh_tokens_in(path.clone()),
+        _ => source,
+    })
 }
 
 fn read_token_file(path: &Path, client_id: &str) -> Result<Secret, GmailError> {

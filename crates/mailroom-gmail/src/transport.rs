@@ -9,13 +9,13 @@ use mailroom_core::{
     Mailbox, OutgoingMessage, ProbeReport, Secret, SendError, SendReceipt, ServerReply, ServiceKind, TokenCache,
     Transcript, Transport,
 };
+use mailroom_http::OAuthTokenSource;
 
 use crate::error::{
     ApiError, Endpoint, GmailError, retry_after_header, retry_after_in_message, scrub, scrubbed_snippet,
 };
 use crate::http::{self, Reply};
 use crate::probe;
-use crate::token::{RefreshSource, RefreshTokenSource};
 
 /// The largest upload the Gmail API's media endpoint takes for `messages.send`: 35 MB.
 pub const MAX_UPLOAD_BYTES: usize = 35 * 1024 * 1024;
@@ -56,8 +56,8 @@ pub(crate) struct Inner {
     pub(crate) http: mailroom_http::HttpClient,
     pub(crate) sender: Mailbox,
     pub(crate) send_url: url::Url,
-    pub(crate) source: Arc<RefreshTokenSource>,
-    pub(crate) tokens: TokenCache<Arc<RefreshTokenSource>>,
+    pub(crate) source: Arc<OAuthTokenSource>,
+    pub(crate) tokens: TokenCache<Arc<OAuthTokenSource>>,
     pub(crate) timeout: Duration,
     pub(crate) upload_timeout: Duration,
 }
@@ -67,8 +67,8 @@ impl std::fmt::Debug for GmailTransport {
         f.debug_struct("GmailTransport")
             .field("sender", &self.inner.sender.email.to_string())
             .field("send_url", &self.inner.send_url.as_str())
-            .field("token_uri", &self.inner.source.client.endpoints().token.as_str())
-            .field("client_id", &self.inner.source.client.client_id())
+            .field("token_uri", &self.inner.source.client().endpoints().token.as_str())
+            .field("client_id", &self.inner.source.client().client_id())
             .finish_non_exhaustive()
     }
 }
@@ -118,16 +118,6 @@ impl GmailTransportBuilder {
         } else {
             http::client_for(&self.config.token_uri, self.config.timeout, &roots).map_err(setup_failed)?
         };
-        let refresh = match (&self.config.refresh_token, &self.config.token_file) {
-            (Some(token), _) => RefreshSource::Inline(token.clone()),
-            (None, Some(path)) => RefreshSource::File(path.clone()),
-            (None, None) => {
-                return Err(SendError::invalid_config(
-                    "email_services.refresh_token_env",
-                    "no refresh token: add token_file = \"google-token.json\" and run `mailroom connect google --config FILE`",
-                ));
-            }
-        };
         let client = crate::token::google_oauth_client_on(
             token_http,
             &self.config.token_uri,
@@ -136,7 +126,7 @@ impl GmailTransportBuilder {
             &self.config.client_secret,
             self.config.timeout,
         );
-        let source = Arc::new(RefreshTokenSource { client, refresh });
+        let source = Arc::new(crate::token::token_source(client, &self.config)?);
         let timeout = self.config.timeout;
         Ok(GmailTransport {
             inner: Arc::new(Inner {

@@ -467,6 +467,66 @@ async fn the_refresh_token_is_read_from_token_file_at_each_refresh() {
     assert!(String::from_utf8_lossy(&token_request.body).contains("refresh_token=1%2F%2Ffrom-the-file"));
 }
 
+/// Google may send a new refresh token with a refresh (the field as in its code-exchange
+/// reply, `token_code_exchanged.json`): it replaces the old one in the token file, which
+/// stays owner-only and keeps its other fields, and the next refresh sends it.
+#[tokio::test]
+async fn a_rotated_refresh_token_replaces_the_old_one_in_the_token_file() {
+    let server = servers().await;
+    let rotated_token = json("token_code_exchanged.json")["refresh_token"].as_str().unwrap().to_owned();
+    let mut rotated = json("token_refreshed.json");
+    rotated["refresh_token"] = rotated_token.clone().into();
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(rotated))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).and(path(SEND_PATH)).respond_with(FakeGmail::default()).mount(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("google-token.json");
+    let scope = mailroom_gmail::GMAIL_SEND_SCOPE;
+    mailroom_gmail::save_refresh_token(&file, CLIENT_ID, &mailroom_core::Secret::new("1//before-rotation"), Some(scope))
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut config = config(&server.uri(), &server.uri());
+    config.refresh_token = None;
+    config.token_file = Some(file.clone());
+
+    GmailTransport::new(sender(), &config).unwrap().send(&message()).await.unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["refresh_token"], rotated_token.as_str(), "{saved}");
+    assert_eq!(saved["client_id"], CLIENT_ID);
+    assert_eq!(saved["type"], "authorized_user");
+    assert_eq!(saved["scope"], scope);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files, ["google-token.json"], "no temporary file is left behind");
+
+    // A new sender (a new run) refreshes with the rotated token.
+    GmailTransport::new(sender(), &config).unwrap().send(&message()).await.unwrap();
+    let refreshes: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/token")
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(refreshes.len(), 2);
+    assert!(refreshes[0].contains("refresh_token=1%2F%2Fbefore-rotation"), "{}", refreshes[0]);
+    let sent_rotated = format!("refresh_token={}", rotated_token.replace('/', "%2F"));
+    assert!(refreshes[1].contains(&sent_rotated), "{}", refreshes[1]);
+}
+
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let server = servers().await;
