@@ -486,8 +486,13 @@ async fn a_rotated_refresh_token_replaces_the_old_one_in_the_token_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("google-token.json");
     let scope = mailroom_gmail::GMAIL_SEND_SCOPE;
-    mailroom_gmail::save_refresh_token(&file, CLIENT_ID, &mailroom_core::Secret::new("1//before-rotation"), Some(scope))
-        .unwrap();
+    mailroom_gmail::save_refresh_token(
+        &file,
+        CLIENT_ID,
+        &mailroom_core::Secret::new("1//before-rotation"),
+        Some(scope),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
