@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::Field;
 use crate::provider::Provider;
 use crate::transcript::Transcript;
 
@@ -96,7 +97,9 @@ impl ErrorKind {
     /// Which of the ERP's documented errors this kind shows as, given the field at fault.
     pub fn documented_error(self, field: Option<&str>) -> Option<DocumentedError> {
         match self {
-            ErrorKind::InvalidConfig if field == Some("exchange.domain") => Some(DocumentedError::ExchangeDomain),
+            ErrorKind::InvalidConfig if field == Some(Field::ExchangeDomain.name()) => {
+                Some(DocumentedError::ExchangeDomain)
+            }
             ErrorKind::ConnectFailed | ErrorKind::Timeout => Some(DocumentedError::ServerOrPort),
             ErrorKind::TlsMismatch | ErrorKind::SecureConnectionRequired | ErrorKind::TlsNotSupported => {
                 Some(DocumentedError::SslSetting)
@@ -271,9 +274,9 @@ impl ServiceKind {
 /// ([`SendError::remediation`]). It never holds a secret.
 ///
 /// ```
-/// use mailroom_core::{ErrorKind, SendError, ServerReply, DocumentedError};
+/// use mailroom_core::{ErrorKind, SendError, ServerReply, DocumentedError, config::Field};
 /// let err = SendError::new(ErrorKind::AppPasswordRequired, "Gmail refused the account password")
-///     .with_field("web_mail.password")
+///     .with_field(Field::WebMailPassword)
 ///     .with_reply(ServerReply::smtp(534, ["5.7.9 Application-specific password required."]));
 /// assert_eq!(err.documented_error(), Some(DocumentedError::Authentication));
 /// assert!(err.user_message().contains("The server response was: 5.7.9 Application-specific password required."));
@@ -284,7 +287,7 @@ pub struct SendError(Box<Details>);
 /// The fields of a [`SendError`], boxed so `Result<_, SendError>` stays one pointer wide.
 struct Details {
     kind: ErrorKind,
-    field: Option<&'static str>,
+    field: Option<Field>,
     server_reply: Option<ServerReply>,
     retry: Retry,
     detail: String,
@@ -292,7 +295,7 @@ struct Details {
     /// The hints are the whole remediation: the generic advice of the kind would not fit.
     hints_complete: bool,
     provider: Option<Provider>,
-    /// The service that failed, when the driver said so (else judged from `field`).
+    /// The service that failed, when the driver said so (else the service `field` belongs to).
     service: Option<ServiceKind>,
     transcript: Option<Transcript>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
@@ -317,12 +320,18 @@ impl SendError {
     }
 
     /// An `invalid_config` error for one field.
-    pub fn invalid_config(field: &'static str, detail: impl Into<String>) -> SendError {
+    ///
+    /// ```
+    /// use mailroom_core::{ErrorKind, SendError, config::Field};
+    /// let error = SendError::invalid_config(Field::WebMailPort, "must be a number");
+    /// assert_eq!((error.kind(), error.field()), (ErrorKind::InvalidConfig, Some("web_mail.port")));
+    /// ```
+    pub fn invalid_config(field: Field, detail: impl Into<String>) -> SendError {
         SendError::new(ErrorKind::InvalidConfig, detail).with_field(field)
     }
 
-    /// Names the config field to change.
-    pub fn with_field(mut self, field: &'static str) -> Self {
+    /// Names the config field to change; a typed [`Field`], so a misspelt name does not compile.
+    pub fn with_field(mut self, field: Field) -> Self {
         self.0.field = Some(field);
         self
     }
@@ -401,6 +410,11 @@ impl SendError {
 
     /// The dotted config field to change, e.g. `web_mail.port`.
     pub fn field(&self) -> Option<&'static str> {
+        self.0.field.map(Field::name)
+    }
+
+    /// The config field to change, typed (its [`Field::name`] is [`SendError::field`]).
+    pub fn config_field(&self) -> Option<Field> {
         self.0.field
     }
 
@@ -425,17 +439,18 @@ impl SendError {
     }
 
     /// The service that failed: as the driver said ([`SendError::with_service`]), else the
-    /// section of the field to change (`exchange.uri` → Exchange), else `None`.
+    /// service of the typed field to change ([`Field::service`]: `exchange.uri` → Exchange),
+    /// else `None`.
     ///
     /// ```
-    /// use mailroom_core::{ErrorKind, SendError, ServiceKind};
+    /// use mailroom_core::{ErrorKind, SendError, ServiceKind, config::Field};
     /// let error = SendError::new(ErrorKind::Timeout, "no answer").with_service(ServiceKind::Exchange);
     /// assert_eq!(error.service(), Some(ServiceKind::Exchange));
-    /// let guessed = SendError::new(ErrorKind::Timeout, "no answer").with_field("web_mail.server");
+    /// let guessed = SendError::new(ErrorKind::Timeout, "no answer").with_field(Field::WebMailServer);
     /// assert_eq!(guessed.service(), Some(ServiceKind::WebMail));
     /// ```
     pub fn service(&self) -> Option<ServiceKind> {
-        self.0.service.or_else(|| self.0.field.and_then(crate::config::Field::from_name).and_then(|f| f.service()))
+        self.0.service.or_else(|| self.0.field.and_then(Field::service))
     }
 
     /// The redacted session transcript, if the driver recorded one.
@@ -445,7 +460,7 @@ impl SendError {
 
     /// Which documented ERP error this is, if any.
     pub fn documented_error(&self) -> Option<DocumentedError> {
-        self.0.kind.documented_error(self.0.field)
+        self.0.kind.documented_error(self.field())
     }
 
     /// The message the ERP shows: the documented text for the four documented errors
@@ -484,7 +499,7 @@ impl SendError {
         if self.0.hints_complete && !steps.is_empty() {
             return steps;
         }
-        let field = self.0.field.unwrap_or("the config");
+        let field = self.field().unwrap_or("the config");
         let preset = self.0.provider.map(Provider::preset);
         let mut push = |step: String| {
             if !steps.contains(&step) {
@@ -588,7 +603,7 @@ impl fmt::Debug for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendError")
             .field("kind", &self.0.kind)
-            .field("field", &self.0.field)
+            .field("field", &self.field())
             .field("detail", &self.0.detail)
             .field("server_reply", &self.0.server_reply)
             .field("retry", &self.0.retry)
@@ -600,7 +615,7 @@ impl fmt::Debug for SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.0.kind, self.0.detail)?;
-        if let Some(field) = self.0.field {
+        if let Some(field) = self.field() {
             write!(f, " (field {field})")?;
         }
         if let Some(reply) = &self.0.server_reply {
@@ -653,7 +668,7 @@ impl SendError {
         ErrorReport {
             kind: self.0.kind,
             documented_error: self.documented_error(),
-            field: self.0.field,
+            field: self.field(),
             message: self.user_message(),
             detail: self.0.detail.clone(),
             remediation: self.remediation(),
@@ -766,7 +781,7 @@ mod tests {
             "Cannot complete the request. Cannot test mail. The SMTP server requires a secure connection or the client was not authenticated."
         );
         let domain = SendError::invalid_config(
-            "exchange.domain",
+            Field::ExchangeDomain,
             "You entered \"https://company.com/\": enter company.com, not https://company.com/.",
         );
         assert!(domain.user_message().starts_with("The Exchange domain must be in the form company.com."));
@@ -802,7 +817,7 @@ mod tests {
     #[test]
     fn every_kind_has_remediation_and_a_message() {
         for kind in ErrorKind::ALL {
-            let err = SendError::new(kind, "something specific").with_field("web_mail.server");
+            let err = SendError::new(kind, "something specific").with_field(Field::WebMailServer);
             assert!(!err.remediation().is_empty(), "{kind} has no remediation");
             assert!(!err.user_message().is_empty());
             let report = serde_json::to_value(err.report()).unwrap();
@@ -823,11 +838,11 @@ mod tests {
     #[test]
     fn http_services_get_http_advice_not_smtp_ports() {
         for (kind, field) in [
-            (ErrorKind::ConnectFailed, "exchange.uri"),
-            (ErrorKind::Timeout, "email_services.api_base"),
-            (ErrorKind::TlsMismatch, "exchange.uri"),
-            (ErrorKind::AuthDisabled, "exchange.password"),
-            (ErrorKind::TlsCertificate, "email_services.token_uri"),
+            (ErrorKind::ConnectFailed, Field::ExchangeUri),
+            (ErrorKind::Timeout, Field::EmailServicesApiBase),
+            (ErrorKind::TlsMismatch, Field::ExchangeUri),
+            (ErrorKind::AuthDisabled, Field::ExchangePassword),
+            (ErrorKind::TlsCertificate, Field::EmailServicesTokenUri),
         ] {
             let steps = SendError::new(kind, "x").with_field(field).remediation().join("\n");
             assert!(
@@ -835,11 +850,14 @@ mod tests {
                 "{kind:?}: {steps}"
             );
         }
-        let smtp = SendError::new(ErrorKind::ConnectFailed, "x").with_field("web_mail.server").remediation().join("\n");
+        let smtp =
+            SendError::new(ErrorKind::ConnectFailed, "x").with_field(Field::WebMailServer).remediation().join("\n");
         assert!(smtp.contains("587"), "{smtp}");
-        let ews = SendError::new(ErrorKind::AuthDisabled, "x").with_field("exchange.password").remediation().join("\n");
+        let ews =
+            SendError::new(ErrorKind::AuthDisabled, "x").with_field(Field::ExchangePassword).remediation().join("\n");
         assert!(ews.contains("auth = \"oauth\""), "{ews}");
-        let google = SendError::new(ErrorKind::TlsCertificate, "x").with_field("email_services.api_base").remediation();
+        let google =
+            SendError::new(ErrorKind::TlsCertificate, "x").with_field(Field::EmailServicesApiBase).remediation();
         assert!(!google.join("\n").contains("ca_file"), "[email_services] has no ca_file: {google:?}");
     }
 
@@ -867,7 +885,7 @@ mod tests {
     fn email_services_advice_does_not_assume_google() {
         for kind in [ErrorKind::ConnectFailed, ErrorKind::TlsCertificate] {
             let advice = SendError::new(kind, "no answer")
-                .with_field("email_services.api_base")
+                .with_field(Field::EmailServicesApiBase)
                 .with_service(ServiceKind::EmailServices)
                 .remediation()
                 .join(" ");

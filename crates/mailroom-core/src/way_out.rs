@@ -12,7 +12,7 @@ const CLIENT_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
 /// refusing a password. Other errors come back unchanged.
 ///
 /// ```
-/// use mailroom_core::config::CompanyEmail;
+/// use mailroom_core::config::{CompanyEmail, Field};
 /// use mailroom_core::{ErrorKind, SendError, ServerReply, add_way_out};
 /// let toml = r#"
 ///     service = "web_mail"
@@ -25,7 +25,7 @@ const CLIENT_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
 /// "#;
 /// let config = CompanyEmail::from_toml(toml, &|_| Some("pw".into())).unwrap().config;
 /// let refused = SendError::new(ErrorKind::AuthDisabled, "refused")
-///     .with_field("web_mail.auth")
+///     .with_field(Field::WebMailAuth)
 ///     .with_reply(ServerReply::smtp(550, ["5.7.30 Basic authentication is not supported for Client Submission."]));
 /// let advice = add_way_out(&config, refused).remediation().join("\n");
 /// assert!(advice.contains("auth = \"oauth\""));

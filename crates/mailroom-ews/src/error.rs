@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use mailroom_core::config::EwsAuth;
+use mailroom_core::config::Field;
 use mailroom_core::{ErrorKind, Retry, SendError, ServerReply, Transcript};
 use reqwest::header::HeaderMap;
 
@@ -124,7 +125,7 @@ pub(crate) enum EwsError {
     #[error("{reason}")]
     Config {
         /// The field.
-        field: &'static str,
+        field: Field,
         /// Why.
         reason: String,
     },
@@ -456,8 +457,8 @@ impl EwsError {
 
     fn classify(self, context: &Context, at: At, transcript: Transcript) -> SendError {
         let detail = self.to_string();
-        let uri_field = if at == At::Token { None } else { Some("exchange.uri") };
-        let with_field = |error: SendError, field: Option<&'static str>| match field {
+        let uri_field = if at == At::Token { None } else { Some(Field::ExchangeUri) };
+        let with_field = |error: SendError, field: Option<Field>| match field {
             Some(field) => error.with_field(field),
             None => error,
         };
@@ -467,7 +468,7 @@ impl EwsError {
             // The token endpoint, not Exchange: the advice is about reaching the Microsoft
             // identity platform over HTTPS, never Exchange's URI or SMTP ports (issue 10 #6).
             return SendError::new(kind, detail)
-                .with_field("exchange.tenant")
+                .with_field(Field::ExchangeTenant)
                 .with_hint("mailroom could not get an OAuth token from the Microsoft identity platform token endpoint (https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token): check that this machine reaches login.microsoftonline.com over HTTPS (port 443; through HTTPS_PROXY if the network needs a proxy; no firewall or TLS inspection in the way), and that exchange.tenant is the directory (tenant) ID or a verified domain such as company.onmicrosoft.com.")
                 .with_hint("Nothing was sent: no request reaches Exchange without a token, so trying again is safe.")
                 .with_complete_hints()
@@ -475,8 +476,8 @@ impl EwsError {
                 .with_source(self);
         }
         let error = match &self {
-            EwsError::Config { field, .. } => SendError::invalid_config(field, detail),
-            EwsError::CaFile { .. } => SendError::invalid_config("exchange.ca_file", detail),
+            EwsError::Config { field, .. } => SendError::invalid_config(*field, detail),
+            EwsError::CaFile { .. } => SendError::invalid_config(Field::ExchangeCaFile, detail),
             EwsError::Client(_) => SendError::new(ErrorKind::Protocol, detail),
             EwsError::Resolve { target, .. } => with_field(SendError::new(ErrorKind::ConnectFailed, detail), uri_field)
                 .with_hint(format!("The host of {target} does not resolve from this machine: check its spelling (usually https://mail.company.com/EWS/Exchange.asmx on premises, https://outlook.office365.com/EWS/Exchange.asmx for Exchange Online).")),
@@ -506,7 +507,7 @@ impl EwsError {
                 TlsFailure::Expired => with_field(SendError::new(ErrorKind::TlsCertificate, detail), uri_field)
                     .with_hint("The server's certificate is expired or not yet valid: its administrator must renew it (or check this machine's clock)."),
                 TlsFailure::Untrusted => SendError::new(ErrorKind::TlsCertificate, detail)
-                    .with_field("exchange.ca_file")
+                    .with_field(Field::ExchangeCaFile)
                     .with_hint("If the Exchange server uses your company's own certificate authority, set ca_file to that CA's PEM file."),
                 TlsFailure::Other => with_field(SendError::new(ErrorKind::TlsCertificate, detail), uri_field),
             },
@@ -519,10 +520,10 @@ impl EwsError {
             )
             .with_hint("Exchange did not answer the CreateItem in time: it may still deliver the message. Check the sender's Sent Items or the recipient's mailbox before sending again (mailroom does not resend on its own); raise timeout_secs for a slow server."),
             EwsError::Timeout { .. } if at == At::Send => SendError::new(ErrorKind::Timeout, detail)
-                .with_field("exchange.timeout_secs")
+                .with_field(Field::ExchangeTimeoutSecs)
                 .with_hint("The message could not be sent completely in time, so Exchange did not receive it: check the network to the server, or raise timeout_secs for a large message on a slow link."),
             EwsError::Timeout { .. } => SendError::new(ErrorKind::Timeout, detail)
-                .with_field("exchange.timeout_secs")
+                .with_field(Field::ExchangeTimeoutSecs)
                 .with_hint("The server accepted the connection but did not answer in time: check that exchange.uri points at the EWS endpoint, or raise timeout_secs for a slow server."),
             EwsError::SendFailed { .. } => SendError::new(ErrorKind::ServiceUnavailable, detail)
                 .with_hint("The connection broke before the request was complete, so nothing was sent: trying again is safe."),
@@ -612,12 +613,12 @@ fn unauthorized(challenges: &Challenges, context: &Context, detail: String) -> S
         let diagnostics = challenges.diagnostics.as_deref().unwrap_or_default().to_ascii_lowercase();
         if diagnostics.contains("2000008") || diagnostics.contains("permission") {
             return SendError::new(ErrorKind::PermissionDenied, detail)
-                .with_field("exchange.client_id")
+                .with_field(Field::ExchangeClientId)
                 .with_reply(reply)
                 .with_hint("Exchange accepted the token but it carries no EWS permission: in the Azure app registration add the Office 365 Exchange Online application permission full_access_as_app and grant admin consent.");
         }
         return SendError::new(ErrorKind::AuthFailed, detail)
-            .with_field("exchange.tenant")
+            .with_field(Field::ExchangeTenant)
             .with_reply(reply)
             .with_hint("Exchange rejected the access token even after a refresh: check that tenant is the mailbox's tenant and that the app has full_access_as_app with admin consent.");
     }
@@ -629,7 +630,7 @@ fn unauthorized(challenges: &Challenges, context: &Context, detail: String) -> S
             ErrorKind::AuthDisabled,
             format!("{detail}: Basic authentication is disabled, the server wants OAuth"),
         )
-        .with_field("exchange.auth")
+        .with_field(Field::ExchangeAuth)
         .with_reply(reply)
         .with_hint(OAUTH_HINT);
     }
@@ -638,12 +639,12 @@ fn unauthorized(challenges: &Challenges, context: &Context, detail: String) -> S
             ErrorKind::AuthDisabled,
             format!("{detail}: Basic authentication is disabled on the EWS endpoint, it accepts only Windows authentication"),
         )
-        .with_field("exchange.auth")
+        .with_field(Field::ExchangeAuth)
         .with_reply(reply)
         .with_hint("The server offers only Negotiate/NTLM (Windows authentication), which mailroom does not speak: ask the Exchange administrator to enable Basic authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true; it is safe over HTTPS), or use auth = \"oauth\" if the organisation has hybrid Modern Auth.");
     }
     let mut error = SendError::new(ErrorKind::AuthFailed, detail)
-        .with_field("exchange.password")
+        .with_field(Field::ExchangePassword)
         .with_reply(reply)
         .with_hint(format!(
             "mailroom signed in as {} (user name @ domain): check the user name, the domain and the password.",
@@ -670,10 +671,10 @@ fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, d
     let error = match status {
         403..=405 if at == At::Token => SendError::new(ErrorKind::Protocol, format!("{detail}: is the token endpoint right?")),
         403 => SendError::new(ErrorKind::AuthDisabled, format!("{detail}: EWS access is blocked for this account or application"))
-            .with_field("exchange.auth")
+            .with_field(Field::ExchangeAuth)
             .with_hint("Exchange refuses EWS for this mailbox or app: an administrator must allow it (Set-CASMailbox -EwsEnabled $true, Set-OrganizationConfig -EwsEnabled $true, or the EWS application access policy). Exchange Online turns EWS off from October 2026; plan a move to Email Services."),
         404 | 405 => SendError::new(ErrorKind::Protocol, format!("{detail}: no EWS endpoint at this address"))
-            .with_field("exchange.uri")
+            .with_field(Field::ExchangeUri)
             .with_hint(format!("The EWS endpoint is usually https://{}/EWS/Exchange.asmx.", context.host)),
         413 => SendError::new(ErrorKind::MessageTooLarge, detail),
         429 => SendError::new(ErrorKind::RateLimited, detail).with_retry(temporary),
@@ -684,7 +685,7 @@ fn status_error(status: u16, summary: &HttpSummary, context: &Context, at: At, d
         500..=599 => SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(temporary),
         _ => {
             let error = SendError::new(ErrorKind::Protocol, detail);
-            if at == At::Token { error } else { error.with_field("exchange.uri") }
+            if at == At::Token { error } else { error.with_field(Field::ExchangeUri) }
         }
     };
     error.with_reply(reply)
@@ -764,10 +765,10 @@ fn known_response_code(
     detail: String,
     at: At,
 ) -> Option<SendError> {
-    let impersonation_field = if context.oauth() { "exchange.client_id" } else { "exchange.username" };
+    let impersonation_field = if context.oauth() { Field::ExchangeClientId } else { Field::ExchangeUsername };
     Some(match code {
         "ErrorSendAsDenied" => SendError::new(ErrorKind::SenderNotAllowed, detail)
-            .with_field("email_address")
+            .with_field(Field::EmailAddress)
             .with_hint(format!("The signed-in account may not send as {}: use that mailbox's own credentials, or have an administrator grant Send As on it (Add-RecipientPermission / Exchange admin center → mailbox → Delegation).", context.sender)),
         "ErrorServerBusy" => {
             let after = message_xml.back_off();
@@ -803,7 +804,7 @@ fn known_response_code(
             .with_hint("Exchange found no mailbox for a recipient of this message: check the recipient addresses."),
         "ErrorNonExistentMailbox" | "ErrorInvalidSmtpAddress" => {
             SendError::new(ErrorKind::SenderNotAllowed, detail)
-                .with_field("email_address")
+                .with_field(Field::EmailAddress)
                 .with_hint(format!("Exchange has no mailbox for {}: check email_address against the mailbox's primary SMTP address.", context.sender))
         }
         "ErrorSchemaValidation" | "ErrorInvalidRequest" | "ErrorInvalidServerVersion" | "ErrorInvalidPropertySet"
@@ -825,7 +826,7 @@ fn known_response_code(
         // The impersonation header or a mailbox reference named an alias; the reply names
         // the primary address (`t:Value Name="Primary"`).
         "ErrorNonPrimarySmtpAddress" => {
-            let error = SendError::new(ErrorKind::SenderNotAllowed, detail).with_field("email_address");
+            let error = SendError::new(ErrorKind::SenderNotAllowed, detail).with_field(Field::EmailAddress);
             match message_xml.value("Primary").filter(|primary| !primary.is_empty()) {
                 Some(primary) => error.with_hint(format!("{} is an alias of the mailbox; Exchange wants its primary address: set email_address = \"{primary}\".", context.sender)),
                 None => error.with_hint(format!("{} is not the mailbox's primary SMTP address: set email_address to the primary one (Exchange admin center → mailbox → Email addresses).", context.sender)),
@@ -839,12 +840,12 @@ fn known_response_code(
         // The mailbox is full: Exchange cannot create the message in it (even SendOnly
         // creates it first), and it stays full until someone acts.
         "ErrorQuotaExceeded" => SendError::new(ErrorKind::ServiceUnavailable, detail)
-            .with_field("email_address")
+            .with_field(Field::EmailAddress)
             .with_retry(Retry::Permanent)
             .with_hint(format!("The mailbox is full ({}), so Exchange cannot create the message in it and nothing was sent: empty its Sent Items and Deleted Items, or have an administrator raise its quota.", context.sender))
             .with_complete_hints(),
         "ErrorAccountDisabled" => {
-            let field = if context.oauth() { "email_address" } else { "exchange.username" };
+            let field = if context.oauth() { Field::EmailAddress } else { Field::ExchangeUsername };
             SendError::new(ErrorKind::AuthDisabled, detail)
                 .with_field(field)
                 .with_hint("The account is disabled in the directory (Active Directory or Entra ID): an administrator must enable it, or use an account that is active.")
@@ -857,13 +858,13 @@ fn known_response_code(
 fn token_refused(status: u16, error: &str, description: &str, detail: String) -> SendError {
     let reply = ServerReply::http(status, Some(error), description.to_owned());
     let aadsts = |code: &str| description.contains(&format!("AADSTS{code}"));
-    let (kind, field, hint): (ErrorKind, Option<&'static str>, Option<&str>) = if aadsts("90002")
+    let (kind, field, hint): (ErrorKind, Option<Field>, Option<&str>) = if aadsts("90002")
         || aadsts("900023")
         || aadsts("90013")
     {
         (
             ErrorKind::AuthFailed,
-            Some("exchange.tenant"),
+            Some(Field::ExchangeTenant),
             Some(
                 "Azure AD does not know this tenant: use the directory (tenant) ID or the company.onmicrosoft.com domain from the app registration's overview page.",
             ),
@@ -871,7 +872,7 @@ fn token_refused(status: u16, error: &str, description: &str, detail: String) ->
     } else if aadsts("700016") || error == "unauthorized_client" {
         (
             ErrorKind::AuthFailed,
-            Some("exchange.client_id"),
+            Some(Field::ExchangeClientId),
             Some(
                 "No application with this client_id exists in the tenant: copy the Application (client) ID from the app registration's overview page.",
             ),
@@ -879,7 +880,7 @@ fn token_refused(status: u16, error: &str, description: &str, detail: String) ->
     } else if aadsts("7000222") {
         (
             ErrorKind::AuthFailed,
-            Some("exchange.client_secret"),
+            Some(Field::ExchangeClientSecret),
             Some(
                 "The client secret has expired: create a new one under the app registration's Certificates & secrets and update client_secret_env.",
             ),
@@ -887,19 +888,19 @@ fn token_refused(status: u16, error: &str, description: &str, detail: String) ->
     } else if error == "invalid_client" {
         (
             ErrorKind::AuthFailed,
-            Some("exchange.client_secret"),
+            Some(Field::ExchangeClientSecret),
             Some(
                 "Azure AD rejected the client secret: copy the secret's Value (not its Secret ID) from Certificates & secrets.",
             ),
         )
     } else if error == "invalid_scope" || aadsts("70011") {
-        (ErrorKind::PermissionDenied, Some("exchange.client_id"), None)
+        (ErrorKind::PermissionDenied, Some(Field::ExchangeClientId), None)
     } else if status == 429 {
         (ErrorKind::RateLimited, None, None)
     } else if status >= 500 || error == "temporarily_unavailable" {
         (ErrorKind::ServiceUnavailable, None, None)
     } else {
-        (ErrorKind::AuthFailed, Some("exchange.client_id"), None)
+        (ErrorKind::AuthFailed, Some(Field::ExchangeClientId), None)
     };
     let mut result = SendError::new(kind, detail).with_reply(reply);
     if let Some(field) = field {

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mailroom_core::Transcript;
+use mailroom_core::config::Field;
 use mailroom_core::trust::{self, TrustError};
 use mailroom_http::{ClientOptions, Failure, HttpClient, HttpError, Request};
 use rustls::ClientConfig;
@@ -107,7 +108,7 @@ pub(crate) fn from_http(error: HttpError, connect_timeout: Duration) -> EwsError
             EwsError::ConnectTimeout { tls: target.starts_with("https:"), target, limit: connect_timeout }
         }
         Failure::Tls(cause) => EwsError::Tls { target, reason, cause },
-        Failure::NotLoopback => EwsError::Config { field: "exchange.uri", reason: error.to_string() },
+        Failure::NotLoopback => EwsError::Config { field: Field::ExchangeUri, reason: error.to_string() },
         Failure::NotSent => EwsError::SendFailed { target, reason },
         Failure::Timeout => EwsError::Timeout { target, limit: error.limit().unwrap_or_default(), request_sent: false },
         // Handed over and then no (complete) answer: timeouts keep their deadline in the text.

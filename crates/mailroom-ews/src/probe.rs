@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use std::error::Error as _;
 
+use mailroom_core::config::Field;
 use mailroom_core::{ErrorKind, ProbeReport, SendError, StepOutcome, Suggestion, Transcript};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -204,7 +205,7 @@ async fn redirect_suggestion(shared: &Shared, target: &url::Url) -> Suggestion {
             summary: format!(
                 "the server redirects to {target}, and GetFolder succeeds there: use it as the EWS address"
             ),
-            settings: vec![("exchange.uri", format!("\"{target}\""))],
+            settings: vec![(Field::ExchangeUri.name(), format!("\"{target}\""))],
         },
         Err(error) => Suggestion {
             summary: format!(
@@ -248,12 +249,12 @@ async fn handshake(shared: &Shared, stream: TcpStream, host: &str, target: &str)
 async fn suggestions(error: &SendError, shared: &Shared) -> Vec<Suggestion> {
     let mut found = Vec::new();
     if error.kind() == ErrorKind::AuthDisabled
-        && error.field() == Some("exchange.auth")
+        && error.config_field() == Some(Field::ExchangeAuth)
         && error.detail().contains("wants OAuth")
     {
         found.push(Suggestion {
             summary: "this server wants OAuth: set auth = \"oauth\" with client_id, tenant and client_secret_env from an Azure app registration (full_access_as_app)".into(),
-            settings: vec![("exchange.auth", "\"oauth\"".into())],
+            settings: vec![(Field::ExchangeAuth.name(), "\"oauth\"".into())],
         });
     }
     if error.kind() == ErrorKind::Protocol
@@ -264,7 +265,7 @@ async fn suggestions(error: &SendError, shared: &Shared) -> Vec<Suggestion> {
         found.push(redirect_suggestion(shared, target).await);
     }
     if error.kind() == ErrorKind::Protocol
-        && error.field() == Some("exchange.uri")
+        && error.config_field() == Some(Field::ExchangeUri)
         && error.server_reply().is_some_and(|r| r.code == Some(404))
         && !shared.uri.path().eq_ignore_ascii_case("/EWS/Exchange.asmx")
     {
@@ -273,7 +274,7 @@ async fn suggestions(error: &SendError, shared: &Shared) -> Vec<Suggestion> {
         usual.set_query(None);
         found.push(Suggestion {
             summary: format!("no EWS at {}: the usual address is {usual}", shared.context.uri),
-            settings: vec![("exchange.uri", format!("\"{usual}\""))],
+            settings: vec![(Field::ExchangeUri.name(), format!("\"{usual}\""))],
         });
     }
     found

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mailroom_core::config::EwsAuth;
+use mailroom_core::config::Field;
 use mailroom_core::{
     Mailbox, OutgoingMessage, ProbeReport, Secret, SendError, SendReceipt, ServerReply, ServiceKind, TokenCache,
     TokenSource, Transcript, Transport,
@@ -190,7 +191,7 @@ impl EwsTransportBuilder {
         let fail = |error: EwsError| error.into_send_error(&context, At::Probe, Transcript::new());
         if config.auth == EwsAuth::Ntlm && self.tokens.is_none() {
             return Err(fail(EwsError::Config {
-                field: "exchange.auth",
+                field: Field::ExchangeAuth,
                 reason: "auth = \"ntlm\" is not supported by mailroom: use auth = \"basic\" over HTTPS (enable Basic authentication on the EWS virtual directory) or auth = \"oauth\" (Exchange Online, hybrid Modern Auth)".into(),
             }));
         }
@@ -201,22 +202,22 @@ impl EwsTransportBuilder {
             let tokens: Arc<dyn TokenSource> = match self.tokens {
                 Some(tokens) => tokens,
                 None => {
-                    let missing = |field: &'static str, what: &str| {
+                    let missing = |field: Field, what: &str| {
                         fail(EwsError::Config { field, reason: format!("auth = \"oauth\" needs {what}") })
                     };
                     let client_id = config
                         .client_id
                         .clone()
-                        .ok_or_else(|| missing("exchange.client_id", "the application (client) ID"))?;
+                        .ok_or_else(|| missing(Field::ExchangeClientId, "the application (client) ID"))?;
                     let client_secret = config
                         .client_secret
                         .clone()
-                        .ok_or_else(|| missing("exchange.client_secret", "the client secret"))?;
+                        .ok_or_else(|| missing(Field::ExchangeClientSecret, "the client secret"))?;
                     let endpoint = match self.token_endpoint {
                         Some(endpoint) => {
                             mailroom_core::config::checks::check_endpoint(endpoint.as_str()).map_err(|reason| {
                                 fail(EwsError::Config {
-                                    field: "exchange.tenant",
+                                    field: Field::ExchangeTenant,
                                     reason: format!("token endpoint: {reason}"),
                                 })
                             })?
@@ -225,7 +226,7 @@ impl EwsTransportBuilder {
                             let tenant = config
                                 .tenant
                                 .clone()
-                                .ok_or_else(|| missing("exchange.tenant", "the tenant ID or domain"))?;
+                                .ok_or_else(|| missing(Field::ExchangeTenant, "the tenant ID or domain"))?;
                             oauth::token_endpoint(tenant.trim())
                         }
                     };
@@ -246,7 +247,7 @@ impl EwsTransportBuilder {
         } else {
             let password = config.password.clone().ok_or_else(|| {
                 fail(EwsError::Config {
-                    field: "exchange.password",
+                    field: Field::ExchangePassword,
                     reason: "auth = \"basic\" needs a password: add password_env = \"MAILROOM_PASSWORD\"".into(),
                 })
             })?;

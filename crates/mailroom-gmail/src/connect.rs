@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mailroom_core::config::Field;
 use mailroom_core::config::GmailConfig;
 use mailroom_core::{ErrorKind, Secret, SendError};
 use mailroom_http::{ConsentError, LoopbackConsent, Token};
@@ -129,16 +130,16 @@ impl ConnectError {
                 .with_hint("Nothing was sent to Google: mailroom could not set up its own side of the sign-in (HTTPS and the consent link). Check email_services.token_uri and auth_uri, then run `mailroom connect google --config FILE` again.")
                 .with_complete_hints(),
             ConnectError::Denied { error, .. } if error != "access_denied" => SendError::new(ErrorKind::PermissionDenied, detail)
-                .with_field("email_services.client_id")
+                .with_field(Field::EmailServicesClientId)
                 .with_hint(DESKTOP_APP),
             ConnectError::Denied { .. } => SendError::new(ErrorKind::PermissionDenied, detail)
                 .with_hint("Run `mailroom connect google --config FILE` again, sign in with the Company Email account and click Allow on Google's consent screen."),
             ConnectError::WrongAccount { signed_in, expected } => SendError::new(ErrorKind::SenderNotAllowed, detail.clone())
-                .with_field("email_address")
+                .with_field(Field::EmailAddress)
                 .with_hint(format!("Gmail sends as the account that signed in and silently replaces a From address it does not own, so nothing was stored. Run `mailroom connect google --config FILE` again and sign in as {expected} (use another browser profile or a private window if the browser signs in as {signed_in} by itself), or set email_address = \"{signed_in}\" if that account is the Company Email."))
                 .with_complete_hints(),
             ConnectError::UnknownAccount { .. } => SendError::new(ErrorKind::Protocol, detail)
-                .with_field("email_services.auth_uri")
+                .with_field(Field::EmailServicesAuthUri)
                 .with_hint("mailroom asks Google for the signed-in address (scopes openid email) to check it is the Company Email: check that email_services.auth_uri and token_uri point at Google (https://accounts.google.com/o/oauth2/v2/auth, https://oauth2.googleapis.com/token) and run `mailroom connect google --config FILE` again. Nothing was stored."),
             ConnectError::StateMismatch => SendError::new(ErrorKind::Protocol, detail)
                 .with_hint(format!("{RERUN} Close older sign-in tabs first: the page that came back belonged to an earlier link, and only the newest link works."))
@@ -150,10 +151,10 @@ impl ConnectError {
                 .with_hint("Run `mailroom connect google --config FILE` again; --wait-secs gives more time. Nothing needs changing in the config file.")
                 .with_complete_hints(),
             ConnectError::ScopeNotGranted { .. } => SendError::new(ErrorKind::PermissionDenied, detail)
-                .with_field("email_services.refresh_token")
+                .with_field(Field::EmailServicesRefreshToken)
                 .with_hint(format!("Run `mailroom connect google --config FILE` again and, on Google's consent screen, tick the box \"Send email on your behalf\" ({GMAIL_SEND_SCOPE}) before clicking Continue. Nothing was saved.")),
             ConnectError::NoRefreshToken => SendError::new(ErrorKind::OauthReconnectRequired, detail)
-                .with_field("email_services.refresh_token")
+                .with_field(Field::EmailServicesRefreshToken)
                 .with_hint("Remove mailroom's access at https://myaccount.google.com/permissions, then run `mailroom connect google --config FILE` again."),
         }
     }

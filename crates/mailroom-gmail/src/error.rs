@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use mailroom_core::config::Field;
 use mailroom_core::{ErrorKind, Retry, SendError, ServerReply, Transcript};
 
 /// Which Google endpoint a request went to; it decides the config field blamed for
@@ -17,10 +18,10 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// The config field that holds this endpoint.
-    pub fn field(self) -> &'static str {
+    pub fn field(self) -> Field {
         match self {
-            Endpoint::Token => "email_services.token_uri",
-            Endpoint::Api => "email_services.api_base",
+            Endpoint::Token => Field::EmailServicesTokenUri,
+            Endpoint::Api => Field::EmailServicesApiBase,
         }
     }
 
@@ -353,7 +354,7 @@ impl GmailError {
             GmailError::TokenRefused { status, body } if body.error == "invalid_grant" => {
                 let reply = ServerReply::http(*status, Some("invalid_grant"), body.description.clone());
                 let error = SendError::new(ErrorKind::OauthReconnectRequired, self.to_string())
-                    .with_field("email_services.refresh_token")
+                    .with_field(Field::EmailServicesRefreshToken)
                     .with_reply(reply)
                     .with_hint("Google refused the authorization code from this sign-in: a code works once and only with the link it came from (a reloaded or older tab sends a used one, or one whose PKCE challenge belongs to another run). Run `mailroom connect google --config FILE` again, open the newest link it prints, and sign in once without reloading the page.")
                     .with_hint("Nothing was stored and nothing in the config file needs changing.")
@@ -437,7 +438,7 @@ impl GmailError {
                 "The Gmail API accepts messages up to 35 MB including attachments (which grow by a third when encoded): send large files as links.",
             ),
             GmailError::TokenFile { .. } => SendError::new(ErrorKind::InvalidConfig, detail)
-                .with_field("email_services.token_file")
+                .with_field(Field::EmailServicesTokenFile)
                 .with_hint(RECONNECT),
         };
         let error = if transcript.is_empty() { error } else { error.with_transcript(transcript) };
@@ -452,30 +453,30 @@ fn classify_token_error(status: u16, body: &TokenErrorBody, detail: String) -> S
     let description = body.description.to_ascii_lowercase();
     let error = match body.error.as_str() {
         "invalid_grant" => SendError::new(ErrorKind::OauthReconnectRequired, detail)
-            .with_field("email_services.refresh_token")
+            .with_field(Field::EmailServicesRefreshToken)
             .with_hint(format!("Google no longer accepts the stored refresh token ({}). {RECONNECT}", if body.description.is_empty() { "invalid_grant" } else { body.description.as_str() }))
             .with_hint(TESTING_APPS),
-        "deleted_client" => SendError::new(ErrorKind::AuthFailed, detail).with_field("email_services.client_id").with_hint(
+        "deleted_client" => SendError::new(ErrorKind::AuthFailed, detail).with_field(Field::EmailServicesClientId).with_hint(
             "Google says this OAuth client was deleted: create a new OAuth client of type \"Desktop app\" in Google Cloud console → APIs & Services → Credentials (or restore the deleted one there within 30 days), put its client ID and secret in the config, then run `mailroom connect google --config FILE`.",
         ),
         "invalid_client" if description.contains("not found") || description.contains("deleted") => {
-            SendError::new(ErrorKind::AuthFailed, detail).with_field("email_services.client_id").with_hint(
+            SendError::new(ErrorKind::AuthFailed, detail).with_field(Field::EmailServicesClientId).with_hint(
                 "Google does not know this OAuth client: copy the client ID from Google Cloud console → APIs & Services → Credentials (it ends in .apps.googleusercontent.com).",
             )
         }
         "invalid_client" => SendError::new(ErrorKind::AuthFailed, detail)
-            .with_field("email_services.client_secret")
+            .with_field(Field::EmailServicesClientSecret)
             .with_hint("Google refused the client secret: copy it again from Google Cloud console → APIs & Services → Credentials → the OAuth client (or reset it there and update the secret)."),
         "unauthorized_client" => SendError::new(ErrorKind::AuthFailed, detail)
-            .with_field("email_services.client_id")
+            .with_field(Field::EmailServicesClientId)
             .with_hint(format!("This OAuth client may not use the refresh token: it was issued to another client ID, or the client type does not allow this grant. Use the client ID the token was issued to, or connect again with this one. {RECONNECT}")),
         "invalid_scope" | "access_denied" => SendError::new(ErrorKind::PermissionDenied, detail)
-            .with_field("email_services.refresh_token")
+            .with_field(Field::EmailServicesRefreshToken)
             .with_hint(format!("Allow the {} scope on Google's consent screen. {RECONNECT}", crate::connect::GMAIL_SEND_SCOPE)),
         _ => match status {
             429 => SendError::new(ErrorKind::RateLimited, detail),
             500..=599 => SendError::new(ErrorKind::ServiceUnavailable, detail),
-            _ => SendError::new(ErrorKind::Protocol, detail).with_field("email_services.token_uri").with_hint(
+            _ => SendError::new(ErrorKind::Protocol, detail).with_field(Field::EmailServicesTokenUri).with_hint(
                 "email_services.token_uri should be Google's token endpoint (https://oauth2.googleapis.com/token).",
             ),
         },
@@ -527,14 +528,14 @@ fn classify_api_error(
             "https://console.developers.google.com/apis/api/gmail.googleapis.com/overview".to_owned()
         });
         SendError::new(ErrorKind::PermissionDenied, detail)
-            .with_field("email_services.client_id")
+            .with_field(Field::EmailServicesClientId)
             .with_hint(format!("Enable the Gmail API in the Google Cloud project of this OAuth client: open {link}, click Enable, wait a few minutes, then try again."))
     } else if api.has("insufficientPermissions")
         || api.has("ACCESS_TOKEN_SCOPE_INSUFFICIENT")
         || message.contains("insufficient authentication scopes")
     {
         SendError::new(ErrorKind::PermissionDenied, detail)
-            .with_field("email_services.refresh_token")
+            .with_field(Field::EmailServicesRefreshToken)
             .with_hint(format!("The connected account did not grant sending: run `mailroom connect google --config FILE` again and allow \"Send email on your behalf\" ({}).", crate::connect::GMAIL_SEND_SCOPE))
     } else if api.has("failedPrecondition")
         || api.has("FAILED_PRECONDITION")
@@ -544,11 +545,11 @@ fn classify_api_error(
         // lacks the Gmail service, and auth_disabled shows the ERP's "authentication" text and
         // SMTP AUTH advice, which would send the user the wrong way.
         SendError::new(ErrorKind::PermissionDenied, detail)
-            .with_field("email_services.refresh_token")
+            .with_field(Field::EmailServicesRefreshToken)
             .with_hint("The connected Google account has no Gmail service: a Google Workspace administrator must turn Gmail on for this user (Admin console → Apps → Google Workspace → Gmail → Service status), or connect an account that has Gmail with `mailroom connect google`.")
     } else if status == 401 || api.has("authError") || api.has("UNAUTHENTICATED") {
         SendError::new(ErrorKind::AuthFailed, detail)
-            .with_field("email_services.refresh_token")
+            .with_field(Field::EmailServicesRefreshToken)
             .with_hint(format!("Gmail rejected an access token just issued by email_services.token_uri: check that token_uri and api_base both point at Google. {RECONNECT}"))
     } else if status == 413 || api.has("uploadTooLarge") {
         SendError::new(ErrorKind::MessageTooLarge, detail)
@@ -560,7 +561,7 @@ fn classify_api_error(
     {
         SendError::new(ErrorKind::RecipientRejected, detail)
     } else if status == 403 && api.has("forbidden") && message.contains("delegation denied") {
-        SendError::new(ErrorKind::SenderNotAllowed, detail).with_field("email_address")
+        SendError::new(ErrorKind::SenderNotAllowed, detail).with_field(Field::EmailAddress)
     } else if status == 403 {
         SendError::new(ErrorKind::PermissionDenied, detail)
     } else if status >= 500 {
@@ -571,7 +572,7 @@ fn classify_api_error(
         // from going out by hand.
         SendError::new(ErrorKind::ServiceUnavailable, detail).with_retry(retry)
     } else {
-        SendError::new(ErrorKind::Protocol, detail).with_field("email_services.api_base").with_hint(
+        SendError::new(ErrorKind::Protocol, detail).with_field(Field::EmailServicesApiBase).with_hint(
             "email_services.api_base should be the Gmail API (https://gmail.googleapis.com); a proxy or another service may be answering.",
         )
     };

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use mailroom_core::config::Field;
 use mailroom_core::{ErrorKind, ProbeReport, SendError, StepOutcome, Transcript};
 
 use crate::error::{GmailError, scope_allows_send};
@@ -57,7 +58,7 @@ pub(crate) async fn probe(transport: &GmailTransport) -> ProbeReport {
                     ErrorKind::PermissionDenied,
                     format!("the refresh token grants {scope}, which does not allow sending mail"),
                 )
-                .with_field("email_services.refresh_token")
+                .with_field(Field::EmailServicesRefreshToken)
                 .with_hint(format!(
                     "Run `mailroom connect google --config FILE` again and allow \"Send email on your behalf\" ({}).",
                     crate::GMAIL_SEND_SCOPE

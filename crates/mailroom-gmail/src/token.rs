@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailroom_core::config::GmailConfig;
+use mailroom_core::config::{Field, GmailConfig};
 use mailroom_core::{Secret, SendError, Transcript};
 use mailroom_http::{ErrorMapper, OAuthClient, OAuthError, OAuthTokenSource, RefreshTokenProvider};
 
@@ -74,7 +74,7 @@ pub(crate) fn token_source(client: OAuthClient, config: &GmailConfig) -> Result<
         }
         (None, None) => {
             return Err(SendError::invalid_config(
-                "email_services.refresh_token_env",
+                Field::EmailServicesRefreshTokenEnv,
                 "no refresh token: add token_file = \"google-token.json\" and run `mailroom connect google --config FILE`",
             ));
         }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mailroom_core::config::{CompanyEmail, MicrosoftAuth, MicrosoftOAuth, ServiceConfig, SmtpOAuth};
+use mailroom_core::config::{Field, MicrosoftKey};
 use mailroom_core::{ErrorKind, Secret, SendError};
 use mailroom_http::{ConsentError, DeviceAuthorization, LoopbackConsent, OAuthClient, OAuthError, Token};
 
@@ -148,14 +149,14 @@ impl MicrosoftSignIn {
         };
         if oauth.auth != MicrosoftAuth::Delegated {
             return Err(SendError::invalid_config(
-                oauth.field("auth"),
+                oauth.field(MicrosoftKey::Auth),
                 "connect microsoft signs in as the Company Email account, which is auth = \"delegated\"; auth = \"application\" needs no sign-in (the app's client secret and admin consent are enough)",
             )
             .with_hint(format!("Set auth = \"delegated\" and token_file = \"microsoft-token.json\" in [{}], or keep auth = \"application\" and run `mailroom validate` instead.", oauth.section)));
         }
         let Some(token_file) = oauth.token_file.clone() else {
             return Err(SendError::invalid_config(
-                oauth.field("token_file"),
+                oauth.field(MicrosoftKey::TokenFile),
                 "connect microsoft stores the refresh token in the file named by token_file, and this config has none",
             )
             .with_hint(format!(
@@ -194,7 +195,10 @@ impl MicrosoftSignIn {
 
     /// A consent that failed for another reason than its listener, on `authority`.
     fn setup_failed(&self, error: ConsentError) -> ConnectError {
-        ConnectError::Setup(Box::new(SendError::invalid_config(self.oauth.field("authority"), error.to_string())))
+        ConnectError::Setup(Box::new(SendError::invalid_config(
+            self.oauth.field(MicrosoftKey::Authority),
+            error.to_string(),
+        )))
     }
 
     fn context(&self) -> Context {
@@ -272,7 +276,7 @@ impl MicrosoftSignIn {
 
 fn not_microsoft(config: &CompanyEmail) -> SendError {
     SendError::invalid_config(
-        "service",
+        Field::Service,
         format!(
             "connect microsoft needs service = \"email_services\" with provider = \"microsoft\", or service = \"web_mail\" with auth = \"oauth\" and [web_mail.oauth] provider = \"microsoft\"; this config uses service = \"{}\"",
             config.service_kind().as_str()
@@ -378,7 +382,7 @@ impl ConnectError {
         let rerun = "run `mailroom connect microsoft --config FILE` again";
         let rerun_first = "Run `mailroom connect microsoft --config FILE` again";
         let section = sign_in.oauth.section;
-        let field = |key: &str| sign_in.oauth.field(key);
+        let field = |key: MicrosoftKey| sign_in.oauth.field(key);
         let permission = sign_in.resource.permission(MicrosoftAuth::Delegated);
         let detail = self.to_string();
         match self {
@@ -391,19 +395,19 @@ impl ConnectError {
                 let hint = match (error.as_str(), aadsts.as_str()) {
                     (_, "AADSTS50011") => format!("The app registration does not accept the redirect http://localhost: in {APP_REGISTRATION} → Authentication → Add a platform → Mobile and desktop applications, add the custom redirect URI http://localhost, save, and {rerun}."),
                     (_, "AADSTS65001") | ("consent_required", _) => format!("The tenant requires an administrator's consent: in {APP_REGISTRATION} → API permissions → Add a permission → {} → Delegated permissions → {permission}, then \"Grant admin consent\"; then {rerun}.", match sign_in.resource { Resource::Graph => "Microsoft Graph", Resource::OutlookSmtp => "APIs my organization uses → Office 365 Exchange Online" }),
-                    (_, "AADSTS50020" | "AADSTS50034") => format!("The account that signed in is not in the tenant {}: {rerun} and sign in as {}, or check {}.", sign_in.oauth.tenant, sign_in.account, field("tenant")),
+                    (_, "AADSTS50020" | "AADSTS50034") => format!("The account that signed in is not in the tenant {}: {rerun} and sign in as {}, or check {}.", sign_in.oauth.tenant, sign_in.account, field(MicrosoftKey::Tenant)),
                     ("access_denied" | "authorization_declined", _) => format!("The sign-in was cancelled or consent was declined: {rerun}, sign in as {} and click Accept on Microsoft's consent page.", sign_in.account),
-                    _ => format!("Check {} and {} against {APP_REGISTRATION} → Overview, then {rerun}.", field("client_id"), field("tenant")),
+                    _ => format!("Check {} and {} against {APP_REGISTRATION} → Overview, then {rerun}.", field(MicrosoftKey::ClientId), field(MicrosoftKey::Tenant)),
                 };
-                SendError::new(ErrorKind::PermissionDenied, detail).with_field(field("client_id")).with_hint(hint).with_complete_hints()
+                SendError::new(ErrorKind::PermissionDenied, detail).with_field(field(MicrosoftKey::ClientId)).with_hint(hint).with_complete_hints()
             }
             ConnectError::WrongAccount { signed_in, expected } => SendError::new(ErrorKind::SenderNotAllowed, detail)
-                .with_field("email_address")
+                .with_field(Field::EmailAddress)
                 .with_hint(format!("Graph and Exchange Online send as the account that signed in, so nothing was stored. {rerun_first} and sign in as {expected} (use \"Use another account\", or a private window if the browser signs in as {signed_in} by itself), or set email_address = \"{signed_in}\" if that account is the Company Email."))
                 .with_complete_hints(),
             ConnectError::UnknownAccount { .. } => SendError::new(ErrorKind::Protocol, detail)
-                .with_field(field("authority"))
-                .with_hint(format!("mailroom asks for openid email profile to learn who signed in: check that {} is https://login.microsoftonline.com (or your national cloud) and {rerun}. Nothing was stored.", field("authority"))),
+                .with_field(field(MicrosoftKey::Authority))
+                .with_hint(format!("mailroom asks for openid email profile to learn who signed in: check that {} is https://login.microsoftonline.com (or your national cloud) and {rerun}. Nothing was stored.", field(MicrosoftKey::Authority))),
             ConnectError::StateMismatch => SendError::new(ErrorKind::Protocol, detail)
                 .with_hint(format!("{rerun_first}, and finish the sign-in in the tab opened from the newest link (close older sign-in tabs). Nothing needs changing in the config file."))
                 .with_complete_hints(),
@@ -412,14 +416,14 @@ impl ConnectError {
                 .with_hint(format!("{rerun_first} (--wait-secs gives more time), or use --device-code on a machine without a browser."))
                 .with_complete_hints(),
             ConnectError::DeviceCodeExpired => SendError::new(ErrorKind::OauthReconnectRequired, detail)
-                .with_field(field("token_file"))
+                .with_field(field(MicrosoftKey::TokenFile))
                 .with_hint(format!("Run `mailroom connect microsoft --device-code --config FILE` again and enter the code at the page it prints within its time (15 minutes). The device code flow needs {APP_REGISTRATION} → Authentication → Advanced settings → \"Allow public client flows\" = Yes."))
                 .with_complete_hints(),
             ConnectError::NoRefreshToken => SendError::new(ErrorKind::OauthReconnectRequired, detail)
-                .with_field(field("token_file"))
+                .with_field(field(MicrosoftKey::TokenFile))
                 .with_hint(format!("mailroom asks for offline_access; check {APP_REGISTRATION} → API permissions lists offline_access (Microsoft Graph, Delegated), then {rerun}.")),
             ConnectError::ScopeNotGranted { permission, .. } => SendError::new(ErrorKind::PermissionDenied, detail)
-                .with_field(field("client_id"))
+                .with_field(field(MicrosoftKey::ClientId))
                 .with_hint(format!("Add the delegated permission {permission} in {APP_REGISTRATION} → API permissions (and grant admin consent if the tenant requires it), then {rerun}. The [{section}] section is otherwise fine."))
                 .with_complete_hints(),
         }

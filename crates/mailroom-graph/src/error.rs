@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use mailroom_core::config::{Field, MicrosoftKey};
 use mailroom_core::config::{MicrosoftAuth, MicrosoftOAuth};
 use mailroom_core::{ErrorKind, Retry, SendError, ServerReply};
 use mailroom_http::TokenEndpointError;
@@ -89,12 +90,9 @@ impl Context {
         }
     }
 
-    pub(crate) fn field(&self, key: &str) -> &'static str {
-        mailroom_core::config::FIELDS
-            .iter()
-            .copied()
-            .find(|name| name.strip_prefix(self.section).and_then(|rest| rest.strip_prefix('.')) == Some(key))
-            .unwrap_or("email_services")
+    /// The config field of `key` in this context's section.
+    pub(crate) fn field(&self, key: MicrosoftKey) -> Field {
+        key.field_in(self.section)
     }
 
     fn permission(&self) -> &'static str {
@@ -118,8 +116,8 @@ impl Context {
         format!(
             "Run `mailroom connect microsoft --config FILE` and sign in as {} again; the new refresh token replaces the old one (in {} or {}).",
             self.mailbox,
-            self.field("token_file"),
-            self.field("refresh_token_env")
+            self.field(MicrosoftKey::TokenFile),
+            self.field(MicrosoftKey::RefreshTokenEnv)
         )
     }
 }
@@ -310,10 +308,10 @@ impl GraphError {
             GraphError::Identity(identity) => classify_identity(identity, context),
             GraphError::Api { step, error } => classify_api(*step, error, context),
             GraphError::Unexpected { .. } => SendError::new(ErrorKind::Protocol, self.to_string())
-                .with_field(context.field("api_base"))
-                .with_hint(format!("Check {}: it must be Microsoft Graph (https://graph.microsoft.com) or a proxy that forwards to it unchanged.", context.field("api_base"))),
+                .with_field(Field::EmailServicesApiBase)
+                .with_hint(format!("Check {}: it must be Microsoft Graph (https://graph.microsoft.com) or a proxy that forwards to it unchanged.", Field::EmailServicesApiBase)),
             GraphError::TooLarge { .. } => SendError::new(ErrorKind::MessageTooLarge, self.to_string())
-                .with_field("service")
+                .with_field(Field::Service)
                 .with_hint("A larger message goes to Graph as a draft whose file attachments are uploaded one by one (upload sessions for files from 3 MB), so attachments up to the mailbox's limit (35 MB by default) are fine; but the text, HTML and other non-file parts must fit in one request of 4,000,000 bytes of base64 (3,000,000 bytes). Shorten the text or send its bulk as an attachment, or send such messages through Web Mail with auth = \"oauth\" (smtp.office365.com, port 587, [web_mail.oauth] with this app registration and SMTP.Send or SMTP.SendAsApp; README: Microsoft 365).")
                 .with_complete_hints(),
         };
@@ -329,40 +327,40 @@ pub fn classify_identity(identity: &IdentityError, context: &Context) -> SendErr
     let app_overview = "Entra admin centre → Identity → Applications → App registrations → your app";
     let secrets = format!("{app_overview} → Certificates & secrets");
     match identity.code {
-        Some(7000215) => error(ErrorKind::AuthFailed).with_field(field("client_secret")).with_hint(format!(
+        Some(7000215) => error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::ClientSecret)).with_hint(format!(
             "The client secret is wrong: copy the secret's Value (not its Secret ID) from {secrets} into the variable {} names. A Value is shown only right after it is created: if it is gone, create a new client secret.",
-            field("client_secret_env")
+            field(MicrosoftKey::ClientSecretEnv)
         )),
         Some(7000222) => {
             let when = expiry_date(&identity.description).map(|date| format!(" on {date}")).unwrap_or_default();
-            error(ErrorKind::AuthFailed).with_field(field("client_secret")).with_hint(format!(
+            error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::ClientSecret)).with_hint(format!(
                 "The client secret expired{when}: create a new one in {secrets} → New client secret, put its Value in the variable {} names, and delete the expired one.",
-                field("client_secret_env")
+                field(MicrosoftKey::ClientSecretEnv)
             ))
         }
-        Some(7000216 | 7000218) => error(ErrorKind::AuthFailed).with_field(field("client_secret")).with_hint(format!(
+        Some(7000216 | 7000218) => error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::ClientSecret)).with_hint(format!(
             "This app registration needs its client secret: set {} to a variable holding a secret's Value from {secrets}.",
-            field("client_secret_env")
+            field(MicrosoftKey::ClientSecretEnv)
         )),
-        Some(700025) => error(ErrorKind::AuthFailed).with_field(field("client_secret")).with_hint(format!(
+        Some(700025) => error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::ClientSecret)).with_hint(format!(
             "The app registration is a public client (Mobile and desktop applications), which must not send a secret: remove {} and {}.",
-            field("client_secret"),
-            field("client_secret_env")
+            field(MicrosoftKey::ClientSecret),
+            field(MicrosoftKey::ClientSecretEnv)
         )),
-        Some(700016) => error(ErrorKind::AuthFailed).with_field(field("client_id")).with_hint(format!(
+        Some(700016) => error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::ClientId)).with_hint(format!(
             "No app with this Application (client) ID in the directory {}: copy the Application (client) ID from {app_overview} → Overview, and check that tenant is the directory the app is registered in (an app from another directory needs an administrator of {} to consent first).",
             context.tenant, context.tenant
         )),
-        Some(90002 | 900023 | 90033) => error(ErrorKind::AuthFailed).with_field(field("tenant")).with_hint(format!(
+        Some(90002 | 900023 | 90033) => error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::Tenant)).with_hint(format!(
             "Microsoft does not know the tenant \"{}\": enter the Directory (tenant) ID from {app_overview} → Overview, or a verified domain of it (e.g. company.onmicrosoft.com).",
             context.tenant
         )),
-        Some(9001023) => error(ErrorKind::AuthFailed).with_field(field("tenant")).with_hint(format!(
+        Some(9001023) => error(ErrorKind::AuthFailed).with_field(field(MicrosoftKey::Tenant)).with_hint(format!(
             "This sign-in needs your own tenant, not common or consumers: set {} to the Directory (tenant) ID.",
-            field("tenant")
+            field(MicrosoftKey::Tenant)
         )),
-        Some(65001) => error(ErrorKind::PermissionDenied).with_field(field("client_id")).with_hint(context.grant_consent()),
-        Some(70011 | 1002012) => error(ErrorKind::PermissionDenied).with_field(field("auth")).with_hint(format!(
+        Some(65001) => error(ErrorKind::PermissionDenied).with_field(field(MicrosoftKey::ClientId)).with_hint(context.grant_consent()),
+        Some(70011 | 1002012) => error(ErrorKind::PermissionDenied).with_field(field(MicrosoftKey::Auth)).with_hint(format!(
             "The scope was refused: check that the app registration has the {} permission and that auth = \"{}\" matches the kind of permission granted (Application or Delegated).",
             context.permission(),
             context.auth.as_str()
@@ -374,7 +372,7 @@ pub fn classify_identity(identity: &IdentityError, context: &Context) -> SendErr
                 Some(50076 | 50079) => "The tenant now requires multifactor authentication for this account.",
                 _ => "The refresh token is not valid.",
             };
-            error(ErrorKind::OauthReconnectRequired).with_field(field("token_file")).with_hint(format!("{why} {}", context.connect_again()))
+            error(ErrorKind::OauthReconnectRequired).with_field(field(MicrosoftKey::TokenFile)).with_hint(format!("{why} {}", context.connect_again()))
         }
         _ => classify_identity_by_error(identity, context, error(kind_for_oauth_error(identity))),
     }
@@ -395,21 +393,21 @@ fn classify_identity_by_error(identity: &IdentityError, context: &Context, error
     let field = |key| context.field(key);
     match error.kind() {
         ErrorKind::RateLimited | ErrorKind::ServiceUnavailable => {
-            error.with_retry(Retry::Temporary { after: identity.retry_after }).with_field(field("authority"))
+            error.with_retry(Retry::Temporary { after: identity.retry_after }).with_field(field(MicrosoftKey::Authority))
         }
         ErrorKind::OauthReconnectRequired if context.auth == MicrosoftAuth::Delegated => {
-            error.with_field(field("token_file")).with_hint(context.connect_again())
+            error.with_field(field(MicrosoftKey::TokenFile)).with_hint(context.connect_again())
         }
-        ErrorKind::OauthReconnectRequired | ErrorKind::AuthFailed => error.with_field(field("client_secret")).with_hint(format!(
+        ErrorKind::OauthReconnectRequired | ErrorKind::AuthFailed => error.with_field(field(MicrosoftKey::ClientSecret)).with_hint(format!(
             "Check {}, {} and {} against Entra admin centre → App registrations → your app (Overview, and Certificates & secrets).",
-            field("tenant"),
-            field("client_id"),
-            field("client_secret_env")
+            field(MicrosoftKey::Tenant),
+            field(MicrosoftKey::ClientId),
+            field(MicrosoftKey::ClientSecretEnv)
         )),
-        ErrorKind::PermissionDenied => error.with_field(field("client_id")).with_hint(context.grant_consent()),
-        _ => error.with_field(field("authority")).with_hint(format!(
+        ErrorKind::PermissionDenied => error.with_field(field(MicrosoftKey::ClientId)).with_hint(context.grant_consent()),
+        _ => error.with_field(field(MicrosoftKey::Authority)).with_hint(format!(
             "The sign-in endpoint answered something unexpected: check {} (https://login.microsoftonline.com unless a national cloud or proxy is used).",
-            field("authority")
+            field(MicrosoftKey::Authority)
         )),
     }
 }
@@ -427,16 +425,16 @@ pub fn classify_api(step: Step, api: &ApiError, context: &Context) -> SendError 
     match (api.status, api.code.as_str()) {
         (_, "InvalidAuthenticationToken") | (401, _) => {
             let audience = lower.contains("audience");
-            error(ErrorKind::AuthFailed).with_field(if audience { field("api_base") } else { field("client_id") }).with_hint(if audience {
-                format!("Graph refused a token issued for another service: {} and {} must belong to the same cloud (https://login.microsoftonline.com with https://graph.microsoft.com).", field("authority"), field("api_base"))
+            error(ErrorKind::AuthFailed).with_field(if audience { Field::EmailServicesApiBase } else { field(MicrosoftKey::ClientId) }).with_hint(if audience {
+                format!("Graph refused a token issued for another service: {} and {} must belong to the same cloud (https://login.microsoftonline.com with https://graph.microsoft.com).", field(MicrosoftKey::Authority), Field::EmailServicesApiBase)
             } else {
-                format!("Graph refused the access token even after a fresh sign-in: check that {} is the app registration that holds {} and that the tenant is {}.", field("client_id"), context.permission(), context.tenant)
+                format!("Graph refused the access token even after a fresh sign-in: check that {} is the app registration that holds {} and that the tenant is {}.", field(MicrosoftKey::ClientId), context.permission(), context.tenant)
             })
         }
         (_, "ErrorAccessDenied")
             if lower.contains("accesspolicy") || lower.contains("[raop]") || lower.contains("odata is disabled") =>
         {
-            error(ErrorKind::PermissionDenied).with_field("email_address").with_hint(format!(
+            error(ErrorKind::PermissionDenied).with_field(Field::EmailAddress).with_hint(format!(
                 "The app may send only for the mailboxes its application access policy (or RBAC for Applications scope) includes, and {mailbox} is not one of them: in Exchange Online PowerShell, add {mailbox} to the mail-enabled security group the policy names (New-ApplicationAccessPolicy -AppId <client_id> -PolicyScopeGroupId <group> -AccessRight RestrictAccess), check with Test-ApplicationAccessPolicy -Identity {mailbox} -AppId <client_id>; changes can take an hour to apply."
             ))
         }
@@ -451,7 +449,7 @@ pub fn classify_api(step: Step, api: &ApiError, context: &Context) -> SendError 
                 ),
                 MicrosoftAuth::Delegated => "Messages above 3,000,000 bytes go to Graph as a draft with attachment uploads, which needs the delegated permission Mail.ReadWrite: add it under the app registration's API permissions (Microsoft Graph → Delegated permissions → Mail.ReadWrite), then run `mailroom connect microsoft` again so the account consents to it (a refresh token granted before mailroom asked for Mail.ReadWrite does not carry it). Or send such messages through Web Mail with auth = \"oauth\" (35 MB).".to_owned(),
             };
-            error(ErrorKind::PermissionDenied).with_field(field("auth")).with_hint(hint)
+            error(ErrorKind::PermissionDenied).with_field(field(MicrosoftKey::Auth)).with_hint(hint)
         }
         (_, "ErrorAccessDenied" | "Authorization_RequestDenied" | "AccessDenied") | (403, "") => {
             let hint = match context.auth {
@@ -464,24 +462,24 @@ pub fn classify_api(step: Step, api: &ApiError, context: &Context) -> SendError 
                     context.connect_again()
                 ),
             };
-            error(ErrorKind::PermissionDenied).with_field(field("auth")).with_hint(hint)
+            error(ErrorKind::PermissionDenied).with_field(field(MicrosoftKey::Auth)).with_hint(hint)
         }
-        (_, "ErrorSendAsDenied") => error(ErrorKind::SenderNotAllowed).with_field("email_address").with_hint(format!(
+        (_, "ErrorSendAsDenied") => error(ErrorKind::SenderNotAllowed).with_field(Field::EmailAddress).with_hint(format!(
             "The account Graph signs in as may not send as {mailbox}: use that account's own address as email_address, or have an Exchange administrator grant it Send As on {mailbox} (Exchange admin centre → Recipients → Mailboxes → {mailbox} → Delegation → Send as)."
         )),
         (_, "MailboxNotEnabledForRESTAPI" | "MailboxNotSupportedForRESTAPI") => {
-            error(ErrorKind::SenderNotAllowed).with_field("email_address").with_hint(format!(
+            error(ErrorKind::SenderNotAllowed).with_field(Field::EmailAddress).with_hint(format!(
                 "{mailbox} has no Exchange Online mailbox that Graph can use: it is unlicensed, inactive, soft-deleted or hosted on-premises. Assign it a licence with Exchange Online (Microsoft 365 admin centre → Users → Active users → {mailbox} → Licenses and apps), or for an on-premises mailbox use service = \"exchange\"."
             ))
         }
         (_, "ResourceNotFound" | "ErrorInvalidUser" | "Request_ResourceNotFound") => {
-            error(ErrorKind::SenderNotAllowed).with_field("email_address").with_hint(format!(
+            error(ErrorKind::SenderNotAllowed).with_field(Field::EmailAddress).with_hint(format!(
                 "Graph finds no mailbox {mailbox} in the tenant {}: check email_address (the mailbox's primary address or user principal name) and tenant.",
                 context.tenant
             ))
         }
         (400, "BadRequest") if lower.contains("/me request") => error(ErrorKind::InvalidConfig)
-            .with_field(field("auth"))
+            .with_field(field(MicrosoftKey::Auth))
             .with_hint("An application token cannot use /me: set auth = \"application\" (mailroom then sends to /users/{email_address}), or sign in with auth = \"delegated\"."),
         (_, "ErrorInvalidRecipients" | "ErrorInvalidRecipientsMessage") => error(ErrorKind::RecipientRejected),
         (_, "ErrorMessageSizeExceeded" | "RequestEntityTooLarge" | "ErrorRequestEntityTooLarge") | (413, _) => {
@@ -503,6 +501,6 @@ pub fn classify_api(step: Step, api: &ApiError, context: &Context) -> SendError 
             error(ErrorKind::ServiceUnavailable).with_retry(Retry::Permanent)
         }
         (500..=599, _) => error(ErrorKind::ServiceUnavailable).with_retry(Retry::Temporary { after: api.retry_after }),
-        _ => error(ErrorKind::Protocol).with_field(field("api_base")),
+        _ => error(ErrorKind::Protocol).with_field(Field::EmailServicesApiBase),
     }
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mailroom_core::config::MicrosoftKey;
 use mailroom_core::config::{
     GRAPH_APP_SCOPE, GRAPH_DELEGATED_SCOPE, MicrosoftAuth, MicrosoftOAuth, OUTLOOK_APP_SCOPE, OUTLOOK_DELEGATED_SCOPE,
 };
@@ -30,7 +31,7 @@ pub fn oauth_client(oauth: &MicrosoftOAuth, timeout: Duration) -> Result<OAuthCl
     let endpoints = Endpoints::microsoft(&oauth.authority, &oauth.tenant);
     let options = ClientOptions::new(concat!("mailroom/", env!("CARGO_PKG_VERSION"))).connect_timeout(timeout);
     let http = HttpClient::for_endpoint(&endpoints.token, &options)
-        .map_err(|e| SendError::invalid_config(oauth.field("authority"), e.to_string()))?;
+        .map_err(|e| SendError::invalid_config(oauth.field(MicrosoftKey::Authority), e.to_string()))?;
     Ok(OAuthClient::new(http, endpoints, oauth.client_id.clone(), oauth.client_secret.clone()).reply_timeout(timeout))
 }
 
@@ -58,16 +59,16 @@ pub fn classify_token_failure(error: OAuthError, context: &Context) -> SendError
                 kind => kind,
             };
             SendError::new(kind, format!("Microsoft sign-in: {http}"))
-                .with_field(context.field("authority"))
+                .with_field(context.field(MicrosoftKey::Authority))
                 .with_hint(format!(
                     "Check {} (https://login.microsoftonline.com unless a national cloud or a proxy is used) and that this machine reaches it over HTTPS.",
-                    context.field("authority")
+                    context.field(MicrosoftKey::Authority)
                 ))
         }
         OAuthError::DeviceCodeExpired => SendError::new(ErrorKind::OauthReconnectRequired, error.to_string())
-            .with_field(context.field("token_file"))
+            .with_field(context.field(MicrosoftKey::TokenFile))
             .with_hint("Run `mailroom connect microsoft --device-code --config FILE` again and enter the code within its time."),
-        _ => SendError::new(ErrorKind::Protocol, format!("Microsoft sign-in: {error}")).with_field(context.field("authority")),
+        _ => SendError::new(ErrorKind::Protocol, format!("Microsoft sign-in: {error}")).with_field(context.field(MicrosoftKey::Authority)),
     }
     .with_source(error)
 }
@@ -75,7 +76,7 @@ pub fn classify_token_failure(error: OAuthError, context: &Context) -> SendError
 /// Reads the refresh token of a token file written by `mailroom connect microsoft`
 /// (`{"client_id", "refresh_token", "account"}`, owner-only).
 pub fn load_refresh_token(path: &Path, oauth: &MicrosoftOAuth) -> Result<Secret, SendError> {
-    let field = oauth.field("token_file");
+    let field = oauth.field(MicrosoftKey::TokenFile);
     let fail = |why: String| {
         SendError::new(
             ErrorKind::OauthReconnectRequired,
@@ -151,7 +152,7 @@ pub fn token_source(
                 (Some(token), _) => Ok(token.clone()),
                 (None, Some(path)) => load_refresh_token(path, &settings),
                 (None, None) => Err(SendError::invalid_config(
-                    settings.field("refresh_token_env"),
+                    settings.field(MicrosoftKey::RefreshTokenEnv),
                     "auth = \"delegated\" needs a refresh token: run `mailroom connect microsoft --config FILE`",
                 )),
             });

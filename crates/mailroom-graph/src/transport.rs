@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine;
+use mailroom_core::config::Field;
 use mailroom_core::config::{GraphConfig, MicrosoftAuth};
 use mailroom_core::{
     ErrorKind, Mailbox, OutgoingMessage, ProbeReport, SendError, SendReceipt, ServerReply, ServiceKind, StepOutcome,
@@ -76,7 +77,7 @@ impl GraphTransport {
         };
         let parse = |suffix: &str| {
             url::Url::parse(&format!("{base}/v1.0/{user}/{suffix}"))
-                .map_err(|e| SendError::invalid_config(context.field("api_base"), e.to_string()))
+                .map_err(|e| SendError::invalid_config(Field::EmailServicesApiBase, e.to_string()))
         };
         let send_url = parse("sendMail")?;
         let messages_url = parse("messages")?;
@@ -84,7 +85,7 @@ impl GraphTransport {
         let options =
             ClientOptions::new(concat!("mailroom/", env!("CARGO_PKG_VERSION"))).connect_timeout(config.timeout);
         let http = HttpClient::for_endpoint(&send_url, &options)
-            .map_err(|e| SendError::invalid_config(context.field("api_base"), e.to_string()))?;
+            .map_err(|e| SendError::invalid_config(Field::EmailServicesApiBase, e.to_string()))?;
         let tokens = TokenCache::new(token_source(&config.oauth, &mailbox, Resource::Graph, config.timeout)?);
         Ok(GraphTransport {
             http,
@@ -138,7 +139,7 @@ impl GraphTransport {
         let kind = failure.kind();
         let mut classified = SendError::new(kind, format!("Microsoft Graph while {}: {error}", step_name(step)));
         if !matches!(kind, ErrorKind::DeliveryUnknown) {
-            classified = classified.with_field(self.context.field("api_base"));
+            classified = classified.with_field(Field::EmailServicesApiBase);
         }
         if kind == ErrorKind::DeliveryUnknown {
             classified = classified.with_retry(mailroom_core::Retry::Permanent);

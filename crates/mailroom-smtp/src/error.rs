@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use mailroom_core::config::Field;
 use mailroom_core::{ErrorKind, Provider, SendError, SmtpConfig, TlsMode, Transcript};
 
 use crate::reply::{ReadError, Reply};
@@ -282,8 +283,8 @@ impl Context {
 
     /// With SSL on, a mismatch is fixed by choosing the other TLS mode (`tls`); with SSL off,
     /// by turning it on (`enable_ssl`).
-    fn tls_field(&self) -> &'static str {
-        if self.tls == TlsMode::None { "web_mail.enable_ssl" } else { "web_mail.tls" }
+    fn tls_field(&self) -> Field {
+        if self.tls == TlsMode::None { Field::WebMailEnableSsl } else { Field::WebMailTls }
     }
 
     /// The likely fix for a TLS mismatch, given the port and mode.
@@ -318,14 +319,14 @@ impl SmtpError {
         }
         let error = match &self {
             SmtpError::Resolve { host, .. } => SendError::new(ErrorKind::ConnectFailed, detail)
-                .with_field("web_mail.server")
+                .with_field(Field::WebMailServer)
                 .with_hint(format!("The name {host} does not resolve: check its spelling (e.g. smtp.gmail.com, smtp.office365.com).")),
             SmtpError::Connect { source, .. } => {
                 let field = match source.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "web_mail.port",
-                    _ => "web_mail.server",
+                    std::io::ErrorKind::ConnectionRefused => Field::WebMailPort,
+                    _ => Field::WebMailServer,
                 };
-                let hint = if field == "web_mail.port" {
+                let hint = if field == Field::WebMailPort {
                     format!("Nothing listens on port {} of {}: use the port your provider documents (587 for STARTTLS, 465 for implicit TLS).", context.port, context.server)
                 } else {
                     format!("{} cannot be reached from this machine: check the server name and the network or firewall.", context.server)
@@ -333,7 +334,7 @@ impl SmtpError {
                 SendError::new(ErrorKind::ConnectFailed, detail).with_field(field).with_hint(hint)
             }
             SmtpError::Timeout { step: Step::Connect, .. } => SendError::new(ErrorKind::ConnectFailed, detail)
-                .with_field("web_mail.port")
+                .with_field(Field::WebMailPort)
                 .with_hint(format!("Connecting to port {} timed out: a firewall may drop it; try 587 or 465.", context.port)),
             SmtpError::Timeout { step: Step::Greeting, .. } if context.tls != TlsMode::Implicit && context.port == 465 => {
                 SendError::new(ErrorKind::TlsMismatch, format!("{detail}: the server waits for a TLS handshake"))
@@ -344,7 +345,7 @@ impl SmtpError {
                 .with_field(context.tls_field())
                 .with_hint(context.tls_mismatch_hint()),
             SmtpError::Timeout { step: Step::FinalReply, .. } => delivery_unknown(detail),
-            SmtpError::Timeout { .. } => SendError::new(ErrorKind::Timeout, detail).with_field("web_mail.server"),
+            SmtpError::Timeout { .. } => SendError::new(ErrorKind::Timeout, detail).with_field(Field::WebMailServer),
             SmtpError::Closed { step: Step::FinalReply } | SmtpError::Io { step: Step::FinalReply, .. } => delivery_unknown(detail),
             SmtpError::Closed { step: Step::TlsHandshake } => SendError::new(ErrorKind::TlsMismatch, detail)
                 .with_field(context.tls_field())
@@ -355,38 +356,38 @@ impl SmtpError {
                     .with_field(context.tls_field())
                     .with_hint(context.tls_mismatch_hint()),
                 TlsFailure::WrongHost => SendError::new(ErrorKind::TlsCertificate, detail)
-                    .with_field("web_mail.server")
+                    .with_field(Field::WebMailServer)
                     .with_hint(format!("The certificate is not issued for {}: enter the server name the provider documents.", context.server)),
-                TlsFailure::Expired => SendError::new(ErrorKind::TlsCertificate, detail).with_field("web_mail.server")
+                TlsFailure::Expired => SendError::new(ErrorKind::TlsCertificate, detail).with_field(Field::WebMailServer)
                     .with_hint("The server's certificate is expired or not yet valid: its administrator must renew it (or check this machine's clock)."),
-                TlsFailure::Untrusted => SendError::new(ErrorKind::TlsCertificate, detail).with_field("web_mail.ca_file"),
+                TlsFailure::Untrusted => SendError::new(ErrorKind::TlsCertificate, detail).with_field(Field::WebMailCaFile),
             },
             SmtpError::ServerSpeaksTls { .. } | SmtpError::ExpectsTls => SendError::new(ErrorKind::TlsMismatch, detail)
                 .with_field(context.tls_field())
                 .with_hint(context.tls_mismatch_hint()),
             SmtpError::NotSmtp { .. } => SendError::new(ErrorKind::Protocol, detail)
-                .with_field("web_mail.port")
+                .with_field(Field::WebMailPort)
                 .with_hint(format!("Port {} of {} answers, but not as a mail server: check the port.", context.port, context.server)),
             SmtpError::Refused { step: Step::StartTls, reply } => SendError::new(ErrorKind::TlsNotSupported, detail)
-                .with_field("web_mail.enable_ssl")
+                .with_field(Field::WebMailEnableSsl)
                 .with_reply(reply.to_server_reply()),
             SmtpError::Refused { step, reply } => classify_reply(*step, reply, context, detail),
             SmtpError::StartTlsNotOffered => {
-                SendError::new(ErrorKind::TlsNotSupported, detail).with_field("web_mail.enable_ssl")
+                SendError::new(ErrorKind::TlsNotSupported, detail).with_field(Field::WebMailEnableSsl)
             }
             SmtpError::NoAuthOffered { starttls_offered: true } => SendError::new(ErrorKind::SecureConnectionRequired, detail)
-                .with_field("web_mail.enable_ssl")
+                .with_field(Field::WebMailEnableSsl)
                 .with_hint("The server offers login only after STARTTLS: set enable_ssl = true."),
             SmtpError::NoAuthOffered { starttls_offered: false } => SendError::new(ErrorKind::AuthFailed, detail)
-                .with_field("web_mail.username")
+                .with_field(Field::WebMailUsername)
                 .with_hint("This server does not accept logins on this port: remove username and password if it relays without login, or use the provider's submission port (587)."),
-            SmtpError::NoCommonMechanism { .. } => SendError::new(ErrorKind::AuthFailed, detail).with_field("web_mail.server"),
+            SmtpError::NoCommonMechanism { .. } => SendError::new(ErrorKind::AuthFailed, detail).with_field(Field::WebMailServer),
             SmtpError::PlaintextAuthRefused { .. } => SendError::new(ErrorKind::SecureConnectionRequired, detail)
-                .with_field("web_mail.enable_ssl")
+                .with_field(Field::WebMailEnableSsl)
                 .with_hint("Turn Enable SSL on, or for a trusted internal relay set allow_plaintext_auth = true."),
             SmtpError::TooLarge { limit, .. } => SendError::new(ErrorKind::MessageTooLarge, detail)
                 .with_hint(format!("The server's limit is {limit} bytes (about {} MB) including encoding overhead.", limit / 1_000_000)),
-            SmtpError::CaFile { .. } => SendError::new(ErrorKind::InvalidConfig, detail).with_field("web_mail.ca_file"),
+            SmtpError::CaFile { .. } => SendError::new(ErrorKind::InvalidConfig, detail).with_field(Field::WebMailCaFile),
             SmtpError::Token(_) => {
                 let SmtpError::Token(inner) = self else { unreachable!() };
                 return inner.with_transcript(transcript);
@@ -409,24 +410,24 @@ fn classify_reply(step: Step, reply: &Reply, context: &Context, detail: String) 
     let enhanced = server.enhanced.clone().unwrap_or_default();
     let text = server.text.to_ascii_lowercase();
     let code = reply.code;
-    let (kind, field): (ErrorKind, Option<&'static str>) = if enhanced == "5.7.139"
+    let (kind, field): (ErrorKind, Option<Field>) = if enhanced == "5.7.139"
         || has_any(&text, &["basic authentication is disabled", "smtpclientauthentication is disabled"])
     {
-        (ErrorKind::AuthDisabled, Some("web_mail.username"))
+        (ErrorKind::AuthDisabled, Some(Field::WebMailUsername))
     } else if enhanced == "5.7.30" || text.contains("basic authentication is not supported") {
         // Microsoft 365 from December 2026: passwords are refused, XOAUTH2 is not.
-        (ErrorKind::AuthDisabled, Some("web_mail.auth"))
+        (ErrorKind::AuthDisabled, Some(Field::WebMailAuth))
     } else if code == 534 || enhanced == "5.7.9" || text.contains("application-specific password") {
-        (ErrorKind::AppPasswordRequired, Some("web_mail.password"))
+        (ErrorKind::AppPasswordRequired, Some(Field::WebMailPassword))
     } else if code == 538
         || text.contains("starttls")
             && (matches!(code, 530 | 451 | 454) || enhanced.starts_with("5.7") || enhanced.starts_with("4.7"))
     {
-        (ErrorKind::SecureConnectionRequired, Some("web_mail.enable_ssl"))
+        (ErrorKind::SecureConnectionRequired, Some(Field::WebMailEnableSsl))
     } else if step == Step::Auth && code >= 500 {
-        (ErrorKind::AuthFailed, Some("web_mail.password"))
+        (ErrorKind::AuthFailed, Some(Field::WebMailPassword))
     } else if code == 530 || enhanced == "5.7.57" || (code == 550 && enhanced == "5.7.0" && text.contains("auth")) {
-        (ErrorKind::AuthFailed, Some("web_mail.username"))
+        (ErrorKind::AuthFailed, Some(Field::WebMailUsername))
     } else if enhanced == "5.2.2" || text.contains("mailbox full") || text.contains("over quota") {
         (ErrorKind::RecipientRejected, None)
     } else if matches!(enhanced.as_str(), "5.3.4" | "5.2.3" | "4.3.4") || (code == 552 && enhanced.is_empty()) {
@@ -435,9 +436,9 @@ fn classify_reply(step: Step, reply: &Reply, context: &Context, detail: String) 
         || has_any(&text, &["sendas", "send as", "not owned by user", "sender address rejected", "not allowed to send"])
         || (step == Step::Mail && matches!(code, 550 | 551 | 553 | 554))
     {
-        (ErrorKind::SenderNotAllowed, Some("email_address"))
+        (ErrorKind::SenderNotAllowed, Some(Field::EmailAddress))
     } else if step == Step::Rcpt && text.contains("relay") {
-        (ErrorKind::AuthFailed, Some("web_mail.username"))
+        (ErrorKind::AuthFailed, Some(Field::WebMailUsername))
     } else if step == Step::Rcpt && code == 452 {
         (ErrorKind::RateLimited, None)
     } else if step == Step::Rcpt && code >= 500 {

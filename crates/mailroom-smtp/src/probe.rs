@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use mailroom_core::config::Field;
 use mailroom_core::{ErrorKind, ProbeReport, StepOutcome, Suggestion, TlsMode};
 
 use crate::error::Step;
@@ -66,7 +67,7 @@ pub(crate) async fn probe(shared: &Shared) -> ProbeReport {
                     | ErrorKind::TlsNotSupported
                     | ErrorKind::SecureConnectionRequired
                     | ErrorKind::Protocol
-            ) && error.field() != Some("web_mail.server");
+            ) && error.config_field() != Some(Field::WebMailServer);
             report.error = Some(error);
             if worth_alternatives {
                 report.suggestions = alternatives(&shared.settings).await;
@@ -119,10 +120,10 @@ async fn alternatives(settings: &SessionSettings) -> Vec<Suggestion> {
         let summary = if port == settings.port {
             format!("port {port} {mode}: set tls = \"{}\"", tls.as_str())
         } else {
-            settings_to_change.push(("web_mail.port", port.to_string()));
+            settings_to_change.push((Field::WebMailPort.name(), port.to_string()));
             format!("port {port} {mode}: set port = {port} and tls = \"{}\"", tls.as_str())
         };
-        settings_to_change.push(("web_mail.tls", format!("\"{}\"", tls.as_str())));
+        settings_to_change.push((Field::WebMailTls.name(), format!("\"{}\"", tls.as_str())));
         suggestions.push(Suggestion { summary, settings: settings_to_change });
     }
     suggestions

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mailroom::LoadError;
-use mailroom_core::config::ConfigIssue;
+use mailroom_core::config::{ConfigIssue, Field};
 use mailroom_core::{Direction, ProbeReport, SendError, StepOutcome};
 use serde::Serialize;
 
@@ -19,35 +19,35 @@ use crate::session::{SessionId, same_token};
 use crate::strict_form::StrictForm;
 
 /// The page input a config field is changed in, and its label on the page.
-pub(crate) fn input_for(field: &str) -> Option<(&'static str, &'static str)> {
+pub(crate) fn input_for(field: Field) -> Option<(&'static str, &'static str)> {
     Some(match field {
-        "email_address" => ("email_address", "Email Address"),
-        "display_name" => ("display_name", "Display Name"),
-        "web_mail.server" => ("smtp_server", "Outgoing Mail Server (SMTP)"),
-        "web_mail.port" => ("smtp_port", "Port Number"),
-        "web_mail.enable_ssl" => ("smtp_enable_ssl", "Enable SSL"),
-        "web_mail.tls" => ("smtp_tls", "TLS"),
-        "web_mail.username" => ("smtp_username", "User Name"),
-        "web_mail.password" | "web_mail.password_env" => ("smtp_password", "Email Password"),
-        "web_mail.ca_file" => ("smtp_ca_file", "CA certificate file (PEM)"),
-        "exchange.uri" => ("ews_uri", "Exchange Uri"),
-        "exchange.domain" => ("ews_domain", "Domain"),
-        "exchange.username" => ("ews_username", "Username"),
-        "exchange.password" | "exchange.password_env" => ("ews_password", "Email Password"),
-        "exchange.ca_file" => ("ews_ca_file", "CA certificate file (PEM)"),
-        "email_services.client_id" => ("google_client_id", "Client ID"),
-        "email_services.client_secret" | "email_services.client_secret_env" => {
+        Field::EmailAddress => ("email_address", "Email Address"),
+        Field::DisplayName => ("display_name", "Display Name"),
+        Field::WebMailServer => ("smtp_server", "Outgoing Mail Server (SMTP)"),
+        Field::WebMailPort => ("smtp_port", "Port Number"),
+        Field::WebMailEnableSsl => ("smtp_enable_ssl", "Enable SSL"),
+        Field::WebMailTls => ("smtp_tls", "TLS"),
+        Field::WebMailUsername => ("smtp_username", "User Name"),
+        Field::WebMailPassword | Field::WebMailPasswordEnv => ("smtp_password", "Email Password"),
+        Field::WebMailCaFile => ("smtp_ca_file", "CA certificate file (PEM)"),
+        Field::ExchangeUri => ("ews_uri", "Exchange Uri"),
+        Field::ExchangeDomain => ("ews_domain", "Domain"),
+        Field::ExchangeUsername => ("ews_username", "Username"),
+        Field::ExchangePassword | Field::ExchangePasswordEnv => ("ews_password", "Email Password"),
+        Field::ExchangeCaFile => ("ews_ca_file", "CA certificate file (PEM)"),
+        Field::EmailServicesClientId => ("google_client_id", "Client ID"),
+        Field::EmailServicesClientSecret | Field::EmailServicesClientSecretEnv => {
             ("google_client_secret", "Client secret")
         }
-        "email_services.tenant" => ("ms_tenant", "Tenant"),
-        "email_services.auth" => ("ms_auth", "Sign in as"),
-        "email_services.authority" => ("ms_authority", "Sign-in host"),
-        "email_services.api_base" => ("ms_api_base", "Graph API base"),
-        "email_services.refresh_token"
-        | "email_services.refresh_token_env"
-        | "email_services.token_file"
-        | "email_services.provider" => ("connect", "Connect"),
-        "web_mail.timeout_secs" | "exchange.timeout_secs" | "email_services.timeout_secs" => {
+        Field::EmailServicesTenant => ("ms_tenant", "Tenant"),
+        Field::EmailServicesAuth => ("ms_auth", "Sign in as"),
+        Field::EmailServicesAuthority => ("ms_authority", "Sign-in host"),
+        Field::EmailServicesApiBase => ("ms_api_base", "Graph API base"),
+        Field::EmailServicesRefreshToken
+        | Field::EmailServicesRefreshTokenEnv
+        | Field::EmailServicesTokenFile
+        | Field::EmailServicesProvider => ("connect", "Connect"),
+        Field::WebMailTimeoutSecs | Field::ExchangeTimeoutSecs | Field::EmailServicesTimeoutSecs => {
             ("timeout_secs", "Timeout per network step (seconds)")
         }
         _ => return None,
@@ -373,7 +373,7 @@ fn render(console: &Console, session: &SessionId, context: &Context, draft: &Dra
 }
 
 /// Puts an error at its field (or, without one, into the notice) and returns the field link.
-fn place_error(outcome: &mut Outcome, field: Option<&str>, error: FieldError) {
+fn place_error(outcome: &mut Outcome, field: Option<Field>, error: FieldError) {
     match field.and_then(input_for) {
         Some((id, label)) => {
             outcome.errors.entry(id).or_default().push(error);
@@ -429,7 +429,7 @@ pub(crate) fn failure(title: &str, error: &SendError, elapsed_ms: Option<u128>) 
         })
         .unwrap_or_default();
     let mut outcome = Outcome::notice(notice);
-    place_error(&mut outcome, error.field(), send_error_view(error));
+    place_error(&mut outcome, error.config_field(), send_error_view(error));
     outcome
 }
 
@@ -443,7 +443,9 @@ fn config_problems(issues: &[ConfigIssue]) -> Outcome {
     ));
     for issue in issues {
         let as_error = issue.to_send_error();
-        let secret_label = input_for(issue.field).filter(|(id, _)| id.ends_with("password") || id.ends_with("secret"));
+        let secret_label = Field::from_name(issue.field)
+            .and_then(input_for)
+            .filter(|(id, _)| id.ends_with("password") || id.ends_with("secret"));
         // The loader words a missing secret in terms of *_env variables; on the page it is a field to fill.
         let message = match secret_label {
             Some((_, label)) if issue.message.contains("_env") || issue.message.contains("environment variable") => {
@@ -459,7 +461,7 @@ fn config_problems(issues: &[ConfigIssue]) -> Outcome {
             detail: documented.map(|_| message),
             remediation: Vec::new(),
         };
-        place_error(&mut outcome, Some(issue.field), view);
+        place_error(&mut outcome, Field::from_name(issue.field), view);
     }
     outcome
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mailroom_core::config::Field;
 use mailroom_core::config::{ConfigIssue, ConfigProblems, LoadedConfig, Severity, SmtpOAuth};
 use mailroom_core::{CompanyEmail, Mailbox, MessageDraft, SendError, SendReceipt, ServiceConfig, Transport};
 
@@ -113,9 +114,9 @@ pub fn load_config_text(
             if let Some(token_file) = token_file {
                 *token_file = base.join(&*token_file);
             }
-            smtp.ca_file.as_mut().map(|p| (p, "web_mail.ca_file"))
+            smtp.ca_file.as_mut().map(|p| (p, Field::WebMailCaFile))
         }
-        ServiceConfig::Exchange(ews) => ews.ca_file.as_mut().map(|p| (p, "exchange.ca_file")),
+        ServiceConfig::Exchange(ews) => ews.ca_file.as_mut().map(|p| (p, Field::ExchangeCaFile)),
         ServiceConfig::EmailServices(gmail) => {
             if let Some(token_file) = &mut gmail.token_file {
                 *token_file = base.join(&*token_file);
@@ -147,8 +148,8 @@ pub fn load_config_text(
     if errors.is_empty() { Ok(loaded) } else { Err(LoadError::Invalid { errors, warnings: loaded.warnings }) }
 }
 
-fn issue(field: &'static str, message: String) -> ConfigIssue {
-    ConfigIssue { field, message, severity: Severity::Error }
+fn issue(field: Field, message: String) -> ConfigIssue {
+    ConfigIssue { field: field.name(), message, severity: Severity::Error }
 }
 
 /// The transport a config asks for: the Web Mail (SMTP), Exchange (EWS) or Email Services
@@ -169,7 +170,7 @@ pub fn transport_for(config: &CompanyEmail) -> Result<Arc<dyn Transport>, SendEr
         ServiceConfig::EmailServices(gmail) => Arc::new(mailroom_gmail::GmailTransport::new(sender, gmail)?),
         other => {
             return Err(SendError::invalid_config(
-                "service",
+                Field::Service,
                 format!("this version of mailroom has no driver for {}", other.kind().as_str()),
             ));
         }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailroom_core::config::Field;
 use mailroom_core::config::{GOOGLE_SMTP_SCOPE, GoogleOAuth, SmtpOAuth};
 use mailroom_core::{ErrorKind, SendError, TokenSource};
 use mailroom_http::{OAuthError, OAuthTokenSource};
@@ -20,7 +21,7 @@ pub(crate) fn token_source(
         SmtpOAuth::Google(google) => Arc::new(google_source(google, timeout)?),
         _ => {
             return Err(SendError::invalid_config(
-                "web_mail.oauth.provider",
+                Field::WebMailOauthProvider,
                 "this version of mailroom cannot sign in there",
             ));
         }
@@ -35,16 +36,16 @@ fn google_source(google: &GoogleOAuth, timeout: Duration) -> Result<OAuthTokenSo
         &google.client_secret,
         timeout,
     )
-    .map_err(|e| SendError::invalid_config("web_mail.oauth.token_uri", e))?;
+    .map_err(|e| SendError::invalid_config(Field::WebMailOauthTokenUri, e))?;
     let inline = google.refresh_token.clone();
     let file = google.token_file.clone();
     let client_id = google.client_id.clone();
     let provider: mailroom_http::RefreshTokenProvider = Arc::new(move || match (&inline, &file) {
         (Some(token), _) => Ok(token.clone()),
         (None, Some(path)) => mailroom_gmail::load_refresh_token(path, &client_id).map_err(|error| {
-            SendError::new(error.kind(), error.detail().to_owned()).with_field("web_mail.oauth.token_file")
+            SendError::new(error.kind(), error.detail().to_owned()).with_field(Field::WebMailOauthTokenFile)
         }),
-        (None, None) => Err(SendError::invalid_config("web_mail.oauth.refresh_token_env", "no refresh token")),
+        (None, None) => Err(SendError::invalid_config(Field::WebMailOauthRefreshTokenEnv, "no refresh token")),
     });
     let map_error: mailroom_http::ErrorMapper =
         Arc::new(|error, transcript| classify_google(error).with_transcript(transcript));
@@ -61,17 +62,17 @@ fn classify_google(error: OAuthError) -> SendError {
     let detail = format!("Google sign-in for SMTP: {error}");
     let classified = match error.refusal().and_then(|r| r.error.as_deref()) {
         Some("invalid_grant") => SendError::new(ErrorKind::OauthReconnectRequired, detail)
-            .with_field("web_mail.oauth.token_file")
+            .with_field(Field::WebMailOauthTokenFile)
             .with_hint("Run `mailroom connect google --config FILE` and allow access again; the new refresh token replaces the expired or revoked one (apps left in Testing status get tokens that expire after 7 days).")
             .with_complete_hints(),
         Some("invalid_client") => SendError::new(ErrorKind::AuthFailed, detail)
-            .with_field("web_mail.oauth.client_secret")
+            .with_field(Field::WebMailOauthClientSecret)
             .with_hint("Check web_mail.oauth.client_id and the secret against Google Cloud console → APIs & Services → Credentials (a Desktop app client)."),
-        Some("unauthorized_client") => SendError::new(ErrorKind::AuthFailed, detail).with_field("web_mail.oauth.client_id"),
-        Some(_) => SendError::new(ErrorKind::PermissionDenied, detail).with_field("web_mail.oauth.client_id"),
+        Some("unauthorized_client") => SendError::new(ErrorKind::AuthFailed, detail).with_field(Field::WebMailOauthClientId),
+        Some(_) => SendError::new(ErrorKind::PermissionDenied, detail).with_field(Field::WebMailOauthClientId),
         None => match &error {
-            OAuthError::Http(http) => SendError::new(http.failure().kind(), detail).with_field("web_mail.oauth.token_uri"),
-            _ => SendError::new(ErrorKind::Protocol, detail).with_field("web_mail.oauth.token_uri"),
+            OAuthError::Http(http) => SendError::new(http.failure().kind(), detail).with_field(Field::WebMailOauthTokenUri),
+            _ => SendError::new(ErrorKind::Protocol, detail).with_field(Field::WebMailOauthTokenUri),
         },
     };
     classified.with_source(error)

@@ -56,9 +56,14 @@ impl std::fmt::Display for ConfigIssue {
 }
 
 impl ConfigIssue {
-    /// This issue as an `invalid_config` [`SendError`].
+    /// This issue as an `invalid_config` [`SendError`] naming the same [`Field`] (none when
+    /// `field` is not one of [`FIELDS`]).
     pub fn to_send_error(&self) -> SendError {
-        SendError::new(ErrorKind::InvalidConfig, self.message.clone()).with_field(self.field)
+        let error = SendError::new(ErrorKind::InvalidConfig, self.message.clone());
+        match Field::from_name(self.field) {
+            Some(field) => error.with_field(field),
+            None => error,
+        }
     }
 }
 
@@ -376,11 +381,11 @@ pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<L
     let service = loader.required_string(&top, "service", "\"web_mail\" (or \"exchange\", \"email_services\")");
     let address = loader
         .required_string(&top, "email_address", "\"erp@company.com\"")
-        .and_then(|text| checks::check_address(&text).map_err(|m| loader.error(field("", "email_address"), m)).ok());
+        .and_then(|text| checks::check_address(&text).map_err(|m| loader.error(Field::EmailAddress.name(), m)).ok());
     let display_name = loader.string(&top, "display_name");
     if display_name.as_ref().is_some_and(|name| name.chars().count() > 200) {
         loader.error(
-            field("", "display_name"),
+            Field::DisplayName.name(),
             "is longer than 200 characters: use a short name such as \"Company ERP\"",
         );
     }
@@ -404,7 +409,7 @@ pub(super) fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<L
                 _ => "",
             };
             loader.error(
-                field("", "service"),
+                Field::Service.name(),
                 format!(
                     "\"{other}\" is not a service type{hint}: use \"web_mail\", \"exchange\" or \"email_services\""
                 ),
@@ -462,14 +467,14 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         match checks::check_server_host(server) {
             Ok(()) => true,
             Err(message) => {
-                loader.error(field("web_mail", "server"), message);
+                loader.error(Field::WebMailServer.name(), message);
                 false
             }
         }
     });
     let port = loader.integer(section, "port", 1..=65535, 587).map(|p| p as u16);
     if !section.table.contains_key("port") {
-        loader.error(field("web_mail", "port"), "is missing: add port = 587 (STARTTLS) or port = 465 (implicit TLS)");
+        loader.error(Field::WebMailPort.name(), "is missing: add port = 587 (STARTTLS) or port = 465 (implicit TLS)");
     }
     let enable_ssl = loader.boolean(section, "enable_ssl", true);
     let explicit_tls = loader.string(section, "tls").and_then(|tls| match tls.as_str() {
@@ -478,7 +483,7 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         "none" => Some(TlsMode::None),
         other => {
             loader.error(
-                field("web_mail", "tls"),
+                Field::WebMailTls.name(),
                 format!(
                     "\"{other}\" is not a TLS mode: use \"starttls\" (port 587), \"implicit\" (port 465) or \"none\""
                 ),
@@ -499,28 +504,28 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
         && (explicit == TlsMode::None) == enable_ssl
     {
         loader.warn(
-            field("web_mail", "tls"),
+            Field::WebMailTls.name(),
             format!("tls = \"{}\" overrides enable_ssl = {enable_ssl}", explicit.as_str()),
         );
     }
     match (tls, port) {
-        (TlsMode::Implicit, 587) => loader.warn(field("web_mail", "tls"), "tls = \"implicit\" with port 587: port 587 normally uses STARTTLS (tls = \"starttls\"); implicit TLS is usually on port 465"),
-        (TlsMode::Starttls, 465) => loader.warn(field("web_mail", "tls"), "tls = \"starttls\" with port 465: port 465 normally expects implicit TLS from the first byte (tls = \"implicit\")"),
-        (TlsMode::None, 465) => loader.warn(field("web_mail", "enable_ssl"), "SSL is off with port 465: port 465 expects implicit TLS, so the connection will stall"),
+        (TlsMode::Implicit, 587) => loader.warn(Field::WebMailTls.name(), "tls = \"implicit\" with port 587: port 587 normally uses STARTTLS (tls = \"starttls\"); implicit TLS is usually on port 465"),
+        (TlsMode::Starttls, 465) => loader.warn(Field::WebMailTls.name(), "tls = \"starttls\" with port 465: port 465 normally expects implicit TLS from the first byte (tls = \"implicit\")"),
+        (TlsMode::None, 465) => loader.warn(Field::WebMailEnableSsl.name(), "SSL is off with port 465: port 465 expects implicit TLS, so the connection will stall"),
         _ => {}
     }
     match (&username, &password) {
         _ if uses_oauth => {}
         (None, Some(_)) => loader.error(
-            field("web_mail", "username"),
+            Field::WebMailUsername.name(),
             "a password is set but no user name: add username = \"erp@company.com\" (usually the full email address)",
         ),
         (Some(_), None)
-            if !loader.has_error(field("web_mail", "password_env"))
-                && !loader.has_error(field("web_mail", "password")) =>
+            if !loader.has_error(Field::WebMailPasswordEnv.name())
+                && !loader.has_error(Field::WebMailPassword.name()) =>
         {
             loader.error(
-                field("web_mail", "password"),
+                Field::WebMailPassword.name(),
                 "a user name is set but no password: add password_env = \"MAILROOM_PASSWORD\" (or password = \"…\")",
             )
         }
@@ -529,19 +534,19 @@ fn load_smtp(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<SmtpConfi
     let server = server?;
     if tls == TlsMode::None && password.is_some() && !allow_plaintext_auth && !checks::is_loopback_host(&server) {
         loader.error(
-            field("web_mail", "enable_ssl"),
+            Field::WebMailEnableSsl.name(),
             format!("SSL is off but a password is set: mailroom will not send the password unencrypted to {server}. Turn enable_ssl on, or for a trusted internal relay set allow_plaintext_auth = true"),
         );
     }
     if Provider::detect(&server).is_some_and(|p| p.preset().implicit_tls_port.is_none()) && port == 465 {
         loader.warn(
-            field("web_mail", "port"),
+            Field::WebMailPort.name(),
             format!("{server} does not offer port 465: use port 587 with enable_ssl = true"),
         );
     }
     if uses_oauth && tls == TlsMode::None && !allow_plaintext_auth && !checks::is_loopback_host(&server) {
         loader.error(
-            field("web_mail", "enable_ssl"),
+            Field::WebMailEnableSsl.name(),
             format!("SSL is off but auth = \"oauth\": mailroom will not send an access token unencrypted to {server}. Turn enable_ssl on"),
         );
     }
@@ -563,18 +568,18 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
     loader.check_unknown_keys(section, &Field::keys_of(KeySet::Exchange));
     let uri = loader
         .required_string(section, "uri", "\"https://outlook.office365.com/EWS/Exchange.asmx\"")
-        .and_then(|uri| checks::check_endpoint(&uri).map_err(|m| loader.error(field("exchange", "uri"), m)).ok());
+        .and_then(|uri| checks::check_endpoint(&uri).map_err(|m| loader.error(Field::ExchangeUri.name(), m)).ok());
     if let Some(uri) = &uri
         && !uri.path().to_ascii_lowercase().ends_with(".asmx")
     {
-        loader.warn(field("exchange", "uri"), format!("{uri} does not end in Exchange.asmx: the EWS endpoint is usually https://mail.company.com/EWS/Exchange.asmx"));
+        loader.warn(Field::ExchangeUri.name(), format!("{uri} does not end in Exchange.asmx: the EWS endpoint is usually https://mail.company.com/EWS/Exchange.asmx"));
     }
     let domain = loader.required_string(section, "domain", "\"company.com\"");
     let domain = match domain {
         Some(domain) => match checks::check_exchange_domain(&domain) {
             Ok(()) => Some(domain.trim().trim_end_matches('.').to_ascii_lowercase()),
             Err(message) => {
-                loader.error(field("exchange", "domain"), message);
+                loader.error(Field::ExchangeDomain.name(), message);
                 None
             }
         },
@@ -583,7 +588,7 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
     let username = loader.required_string(section, "username", "\"erp\"");
     if username.as_deref().is_some_and(|u| u.contains('\\')) {
         loader.error(
-            field("exchange", "username"),
+            Field::ExchangeUsername.name(),
             "enter the user name alone, without DOMAIN\\ (the domain has its own field)",
         );
     }
@@ -593,7 +598,7 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
         Some("oauth") => EwsAuth::Oauth,
         Some(other) => {
             loader.error(
-                field("exchange", "auth"),
+                Field::ExchangeAuth.name(),
                 format!("\"{other}\" is not an authentication method: use \"basic\", \"ntlm\" or \"oauth\""),
             );
             EwsAuth::Basic
@@ -606,11 +611,11 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
     match auth {
         EwsAuth::Basic | EwsAuth::Ntlm => {
             if password.is_none()
-                && !loader.has_error(field("exchange", "password_env"))
-                && !loader.has_error(field("exchange", "password"))
+                && !loader.has_error(Field::ExchangePasswordEnv.name())
+                && !loader.has_error(Field::ExchangePassword.name())
             {
                 loader.error(
-                    field("exchange", "password"),
+                    Field::ExchangePassword.name(),
                     "is missing: add password_env = \"MAILROOM_PASSWORD\" (or password = \"…\")",
                 );
             }
@@ -618,19 +623,19 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
         EwsAuth::Oauth => {
             if client_id.is_none() {
                 loader.error(
-                    field("exchange", "client_id"),
+                    Field::ExchangeClientId.name(),
                     "auth = \"oauth\" needs the application (client) ID from the Azure app registration",
                 );
             }
             if tenant.is_none() {
                 loader.error(
-                    field("exchange", "tenant"),
+                    Field::ExchangeTenant.name(),
                     "auth = \"oauth\" needs the tenant ID or domain, e.g. tenant = \"company.onmicrosoft.com\"",
                 );
             }
-            if client_secret.is_none() && !loader.has_error(field("exchange", "client_secret_env")) {
+            if client_secret.is_none() && !loader.has_error(Field::ExchangeClientSecretEnv.name()) {
                 loader.error(
-                    field("exchange", "client_secret"),
+                    Field::ExchangeClientSecret.name(),
                     "auth = \"oauth\" needs client_secret_env = \"VARIABLE\" (or client_secret = \"…\")",
                 );
             }
@@ -638,7 +643,7 @@ fn load_ews(loader: &mut Loader<'_>, section: &Section<'_>) -> Option<EwsConfig>
     }
     if auth == EwsAuth::Basic && uri.as_ref().is_some_and(|u| u.host_str() == Some("outlook.office365.com")) {
         loader.warn(
-            field("exchange", "auth"),
+            Field::ExchangeAuth.name(),
             "Exchange Online turned Basic authentication off in 2022: use auth = \"oauth\"",
         );
     }
@@ -687,7 +692,7 @@ fn load_outbox(loader: &mut Loader<'_>, section: &Section<'_>) -> OutboxConfig {
         };
         if !known {
             loader.error(
-                field("outbox", "url"),
+                Field::OutboxUrl.name(),
                 "is not an outbox database: use \"sqlite:mailroom-outbox.db\" (a file, relative to this config file) or \"postgres://user@host/db\" (several workers)",
             );
         }

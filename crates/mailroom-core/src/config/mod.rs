@@ -18,7 +18,8 @@ pub use field::Field;
 pub use load::{ConfigIssue, ConfigProblems, FIELDS, LoadedConfig, Severity};
 pub use oauth::{
     GOOGLE_SMTP_SCOPE, GRAPH_API_BASE, GRAPH_APP_SCOPE, GRAPH_DELEGATED_SCOPE, GoogleOAuth, GraphConfig,
-    MICROSOFT_AUTHORITY, MicrosoftAuth, MicrosoftOAuth, OUTLOOK_APP_SCOPE, OUTLOOK_DELEGATED_SCOPE, SmtpOAuth,
+    MICROSOFT_AUTHORITY, MicrosoftAuth, MicrosoftKey, MicrosoftOAuth, OUTLOOK_APP_SCOPE, OUTLOOK_DELEGATED_SCOPE,
+    SmtpOAuth,
 };
 
 /// The `[outbox]` section (DESIGN.md §4): every key optional, each checked for range. Core

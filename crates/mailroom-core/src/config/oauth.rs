@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::Field;
+
 /// The Microsoft identity platform's sign-in host.
 pub const MICROSOFT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The Microsoft Graph API base.
@@ -99,9 +101,96 @@ impl MicrosoftOAuth {
         url
     }
 
-    /// The dotted name of `key` in this section (`email_services.client_secret`, …).
-    pub fn field(&self, key: &str) -> &'static str {
-        super::load::field(self.section, key)
+    /// The config field of `key` in this section (`email_services.client_secret`, …), so errors
+    /// name the field the user wrote.
+    ///
+    /// ```
+    /// # use mailroom_core::config::{CompanyEmail, Field, MicrosoftKey, SmtpOAuth, ServiceConfig};
+    /// let toml = r#"
+    ///     service = "web_mail"
+    ///     email_address = "erp@company.com"
+    ///     [web_mail]
+    ///     server = "smtp.office365.com"
+    ///     port = 587
+    ///     username = "erp@company.com"
+    ///     auth = "oauth"
+    ///     [web_mail.oauth]
+    ///     provider = "microsoft"
+    ///     tenant = "company.onmicrosoft.com"
+    ///     client_id = "11111111-2222-3333-4444-555555555555"
+    ///     client_secret_env = "MAILROOM_MS_SECRET"
+    ///     auth = "application"
+    /// "#;
+    /// let loaded = CompanyEmail::from_toml(toml, &|_| Some("secret".into())).unwrap();
+    /// let ServiceConfig::Smtp(smtp) = &loaded.config.service else { unreachable!() };
+    /// let Some(SmtpOAuth::Microsoft(oauth)) = &smtp.oauth else { unreachable!() };
+    /// assert_eq!(oauth.field(MicrosoftKey::ClientSecret), Field::WebMailOauthClientSecret);
+    /// ```
+    pub fn field(&self, key: MicrosoftKey) -> Field {
+        key.field_in(self.section)
+    }
+}
+
+/// A key of a Microsoft sign-in section: the same keys in `[email_services]` (Graph) and
+/// `[web_mail.oauth]` (XOAUTH2 to Outlook SMTP). [`MicrosoftOAuth::field`] gives its [`Field`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MicrosoftKey {
+    /// `provider`.
+    Provider,
+    /// `tenant`.
+    Tenant,
+    /// `client_id`.
+    ClientId,
+    /// `client_secret`.
+    ClientSecret,
+    /// `client_secret_env`.
+    ClientSecretEnv,
+    /// `auth`.
+    Auth,
+    /// `refresh_token`.
+    RefreshToken,
+    /// `refresh_token_env`.
+    RefreshTokenEnv,
+    /// `token_file`.
+    TokenFile,
+    /// `authority`.
+    Authority,
+}
+
+impl MicrosoftKey {
+    /// This key's field in the Microsoft section `section`: `web_mail.oauth`, else
+    /// `email_services` (the two sections [`MicrosoftOAuth::section`] can name).
+    ///
+    /// ```
+    /// use mailroom_core::config::{Field, MicrosoftKey};
+    /// assert_eq!(MicrosoftKey::Tenant.field_in("email_services"), Field::EmailServicesTenant);
+    /// assert_eq!(MicrosoftKey::Tenant.field_in("web_mail.oauth"), Field::WebMailOauthTenant);
+    /// ```
+    pub fn field_in(self, section: &str) -> Field {
+        let web_mail = section == Field::WebMailOauth.name();
+        match self {
+            MicrosoftKey::Provider if web_mail => Field::WebMailOauthProvider,
+            MicrosoftKey::Provider => Field::EmailServicesProvider,
+            MicrosoftKey::Tenant if web_mail => Field::WebMailOauthTenant,
+            MicrosoftKey::Tenant => Field::EmailServicesTenant,
+            MicrosoftKey::ClientId if web_mail => Field::WebMailOauthClientId,
+            MicrosoftKey::ClientId => Field::EmailServicesClientId,
+            MicrosoftKey::ClientSecret if web_mail => Field::WebMailOauthClientSecret,
+            MicrosoftKey::ClientSecret => Field::EmailServicesClientSecret,
+            MicrosoftKey::ClientSecretEnv if web_mail => Field::WebMailOauthClientSecretEnv,
+            MicrosoftKey::ClientSecretEnv => Field::EmailServicesClientSecretEnv,
+            MicrosoftKey::Auth if web_mail => Field::WebMailOauthAuth,
+            MicrosoftKey::Auth => Field::EmailServicesAuth,
+            MicrosoftKey::RefreshToken if web_mail => Field::WebMailOauthRefreshToken,
+            MicrosoftKey::RefreshToken => Field::EmailServicesRefreshToken,
+            MicrosoftKey::RefreshTokenEnv if web_mail => Field::WebMailOauthRefreshTokenEnv,
+            MicrosoftKey::RefreshTokenEnv => Field::EmailServicesRefreshTokenEnv,
+            MicrosoftKey::TokenFile if web_mail => Field::WebMailOauthTokenFile,
+            MicrosoftKey::TokenFile => Field::EmailServicesTokenFile,
+            MicrosoftKey::Authority if web_mail => Field::WebMailOauthAuthority,
+            MicrosoftKey::Authority => Field::EmailServicesAuthority,
+        }
     }
 }
 

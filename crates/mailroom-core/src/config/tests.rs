@@ -393,7 +393,7 @@ fn microsoft_graph_loads_for_application_and_delegated_auth() {
         graph.oauth.endpoint("token").as_str(),
         "https://login.microsoftonline.com/company.onmicrosoft.com/oauth2/v2.0/token"
     );
-    assert_eq!(graph.oauth.field("client_secret"), "email_services.client_secret");
+    assert_eq!(graph.oauth.field(super::MicrosoftKey::ClientSecret).name(), "email_services.client_secret");
     assert!(app.warnings.is_empty(), "{:?}", app.warnings);
 
     let delegated = load(GRAPH_DELEGATED).unwrap();
@@ -454,7 +454,7 @@ fn web_mail_oauth_loads_for_microsoft_and_google() {
     let ServiceConfig::WebMail(smtp) = &microsoft.config.service else { panic!() };
     let Some(SmtpOAuth::Microsoft(oauth)) = &smtp.oauth else { panic!("{:?}", smtp.oauth) };
     assert_eq!((oauth.auth, oauth.section), (MicrosoftAuth::Application, "web_mail.oauth"));
-    assert_eq!(oauth.field("tenant"), "web_mail.oauth.tenant");
+    assert_eq!(oauth.field(super::MicrosoftKey::Tenant).name(), "web_mail.oauth.tenant");
     assert!(smtp.password.is_none());
     assert!(microsoft.warnings.is_empty(), "{:?}", microsoft.warnings);
 

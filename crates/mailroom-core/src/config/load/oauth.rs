@@ -66,7 +66,7 @@ pub(super) fn load_smtp_oauth(
         Some(toml::Value::Table(table)) => Some(table),
         Some(_) => {
             loader.error(
-                field("web_mail", "oauth"),
+                Field::WebMailOauth.name(),
                 "must be a [web_mail.oauth] section with provider, client_id, … (see DESIGN §4)",
             );
             None
@@ -76,7 +76,7 @@ pub(super) fn load_smtp_oauth(
         None | Some("password") => {
             if web_mail.table.contains_key("oauth") {
                 loader.warn(
-                    field("web_mail", "oauth"),
+                    Field::WebMailOauth.name(),
                     "[web_mail.oauth] is ignored because auth is not \"oauth\": add auth = \"oauth\" under [web_mail] to sign in with it",
                 );
             }
@@ -85,7 +85,7 @@ pub(super) fn load_smtp_oauth(
         Some("oauth") => {}
         Some(other) => {
             loader.error(
-                field("web_mail", "auth"),
+                Field::WebMailAuth.name(),
                 format!("\"{other}\" is not a sign-in method: use \"password\" (the default) or \"oauth\" (XOAUTH2 with a [web_mail.oauth] section)"),
             );
             return (false, None);
@@ -93,20 +93,20 @@ pub(super) fn load_smtp_oauth(
     }
     if !has_username {
         loader.error(
-            field("web_mail", "username"),
+            Field::WebMailUsername.name(),
             "auth = \"oauth\" needs username = the mailbox the token signs in as (usually the Company Email address)",
         );
     }
     if web_mail.table.contains_key("password") || web_mail.table.contains_key("password_env") {
         loader.error(
-            field("web_mail", "password"),
+            Field::WebMailPassword.name(),
             "auth = \"oauth\" signs in with an access token, not a password: remove password / password_env",
         );
     }
     let Some(table) = oauth_table else {
         if !web_mail.table.contains_key("oauth") {
             loader.error(
-                field("web_mail", "oauth"),
+                Field::WebMailOauth.name(),
                 "auth = \"oauth\" needs a [web_mail.oauth] section: provider = \"microsoft\" with tenant, client_id, client_secret_env and auth, or provider = \"gmail\" with client_id, client_secret_env and token_file",
             );
         }
