@@ -105,7 +105,7 @@ impl MicrosoftOAuth {
     /// name the field the user wrote.
     ///
     /// ```
-    /// # use mailroom_core::config::{CompanyEmail, Field, MicrosoftKey, SmtpOAuth, ServiceConfig};
+    /// # use mailroom_core::config::{CompanyEmail, Field, MicrosoftKey, ServiceConfig, SmtpOAuth};
     /// let toml = r#"
     ///     service = "web_mail"
     ///     email_address = "erp@company.com"
@@ -122,7 +122,7 @@ impl MicrosoftOAuth {
     ///     auth = "application"
     /// "#;
     /// let loaded = CompanyEmail::from_toml(toml, &|_| Some("secret".into())).unwrap();
-    /// let ServiceConfig::Smtp(smtp) = &loaded.config.service else { unreachable!() };
+    /// let ServiceConfig::WebMail(smtp) = &loaded.config.service else { unreachable!() };
     /// let Some(SmtpOAuth::Microsoft(oauth)) = &smtp.oauth else { unreachable!() };
     /// assert_eq!(oauth.field(MicrosoftKey::ClientSecret), Field::WebMailOauthClientSecret);
     /// ```
