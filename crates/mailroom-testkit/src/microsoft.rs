@@ -605,23 +605,13 @@ impl Responder {
         }
         let rest = if me { &path["/v1.0/me/".len()..] } else { &path[user_prefix.len()..] };
         match (request.method.as_str(), rest) {
-            ("POST", "sendMail") => {
-                let text_plain = request
-                    .headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.starts_with("text/plain"));
-                let compact: Vec<u8> = request.body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-                let decoded = base64::engine::general_purpose::STANDARD.decode(&compact);
-                match (text_plain, decoded) {
-                    (true, Ok(mime)) => {
-                        state.sent.push(mime);
-                        ResponseTemplate::new(202)
-                            .insert_header("request-id", format!("mock-request-{}", state.sent.len()))
-                    }
-                    _ => fixture(400, "graph_400_invalid_mime.json"),
+            ("POST", "sendMail") => match mime_body(request) {
+                Some(mime) => {
+                    state.sent.push(mime);
+                    ResponseTemplate::new(202).insert_header("request-id", format!("mock-request-{}", state.sent.len()))
                 }
-            }
+                None => fixture(400, "graph_400_invalid_mime.json"),
+            },
             ("GET", "mailFolders/sentitems") => fixture(200, "graph_sent_items.json"),
             ("POST", "messages") => Self::create_draft(request, state),
             (method, rest) if rest.starts_with("messages/") => {
@@ -637,6 +627,15 @@ fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
     json(status, &serde_json::json!({"error": {"code": code, "message": message}}).to_string())
 }
 
+/// The MIME message of a `sendMail` or draft request: a `text/plain` body of base64 (Graph's
+/// MIME form); `None` for anything else, which Graph refuses as invalid MIME.
+fn mime_body(request: &Request) -> Option<Vec<u8>> {
+    let text_plain =
+        request.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    let compact: Vec<u8> = request.body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    text_plain.then(|| base64::engine::general_purpose::STANDARD.decode(&compact).ok()).flatten()
+}
+
 /// `bytes a-b/total`.
 fn content_range(value: &str) -> Option<(usize, usize, usize)> {
     let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
@@ -647,18 +646,9 @@ fn content_range(value: &str) -> Option<(usize, usize, usize)> {
 impl Responder {
     /// `POST …/messages` with base64 MIME (`text/plain`): a draft.
     fn create_draft(request: &Request, state: &mut State) -> ResponseTemplate {
-        let text_plain = request
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/plain"));
-        let compact: Vec<u8> = request.body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-        let Ok(mime) = base64::engine::general_purpose::STANDARD.decode(&compact) else {
+        let Some(mime) = mime_body(request) else {
             return fixture(400, "graph_400_invalid_mime.json");
         };
-        if !text_plain {
-            return fixture(400, "graph_400_invalid_mime.json");
-        }
         if request.body.len() > 4_000_000 {
             return fixture(413, "graph_413_too_large.json");
         }
