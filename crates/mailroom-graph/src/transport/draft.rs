@@ -170,16 +170,9 @@ impl GraphTransport {
         transcript: &mut Transcript,
     ) -> Result<(), SendError> {
         if file.bytes.len() < UPLOAD_SESSION_FROM {
-            let mut attachment = serde_json::json!({
-                "@odata.type": "#microsoft.graph.fileAttachment",
-                "name": file.name,
-                "contentType": file.content_type,
-                "contentBytes": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
-                "isInline": file.inline,
-            });
-            if let Some(id) = &file.content_id {
-                attachment["contentId"] = id.clone().into();
-            }
+            let mut attachment = file_description(file);
+            attachment["@odata.type"] = "#microsoft.graph.fileAttachment".into();
+            attachment["contentBytes"] = base64::engine::general_purpose::STANDARD.encode(&file.bytes).into();
             let body = attachment.to_string().into_bytes();
             if body.len() <= MAX_REQUEST_BYTES {
                 let url = child(draft, &["attachments"]);
@@ -208,16 +201,9 @@ impl GraphTransport {
         transcript: &mut Transcript,
     ) -> Result<(), SendError> {
         let total = file.bytes.len();
-        let mut item = serde_json::json!({
-            "attachmentType": "file",
-            "name": file.name,
-            "size": total,
-            "contentType": file.content_type,
-            "isInline": file.inline,
-        });
-        if let Some(id) = &file.content_id {
-            item["contentId"] = id.clone().into();
-        }
+        let mut item = file_description(file);
+        item["attachmentType"] = "file".into();
+        item["size"] = total.into();
         let body = serde_json::json!({ "AttachmentItem": item }).to_string().into_bytes();
         let url = child(draft, &["attachments", "createUploadSession"]);
         let build = |token: &Secret| {
@@ -341,6 +327,20 @@ fn next_expected(body: &[u8]) -> Option<usize> {
     let progress: UploadProgress = serde_json::from_slice(body).ok()?;
     let first = progress.next_expected_ranges.first()?;
     first.split('-').next()?.trim().parse().ok()
+}
+
+/// What a `fileAttachment` and an upload session's `AttachmentItem` both say of a file: its
+/// name, content type, inline flag and Content-ID.
+fn file_description(file: &FilePart) -> serde_json::Value {
+    let mut description = serde_json::json!({
+        "name": file.name,
+        "contentType": file.content_type,
+        "isInline": file.inline,
+    });
+    if let Some(id) = &file.content_id {
+        description["contentId"] = id.clone().into();
+    }
+    description
 }
 
 #[cfg(test)]
